@@ -1,0 +1,140 @@
+"""`modelyard demo`: real models on a real dataset, tracked, searched and compared."""
+
+from __future__ import annotations
+
+import time
+
+from modelyard.cli._output import console, fmt, print_table
+from modelyard.config import Settings
+from modelyard.tracking import Tracker, open_tracker
+
+EXPERIMENT = "demo-breast-cancer"
+
+
+def run_demo(settings: Settings) -> None:
+    try:
+        from sklearn.datasets import load_breast_cancer
+    except ImportError:
+        raise SystemExit("the demo needs scikit-learn: pip install 'modelyard[sklearn]'") from None
+
+    started = time.perf_counter()
+    data = load_breast_cancer(as_frame=True)
+    frame = data.frame
+    tracker = open_tracker(settings)
+    try:
+        console.print(f"[bold]modelyard demo[/bold]: tracking into {_where(settings)}")
+        run_ids = _train_models(tracker, frame)
+        _report(tracker, run_ids)
+    finally:
+        tracker.close()
+    console.print(
+        f"done in {time.perf_counter() - started:.1f}s; "
+        f"try: modelyard --home {settings.home} runs list -e {EXPERIMENT}"
+    )
+
+
+def _where(settings: Settings) -> str:
+    return settings.tracking_uri or settings.resolved_db_url
+
+
+def _train_models(tracker: Tracker, frame: object) -> list[str]:
+    import pandas as pd
+    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    assert isinstance(frame, pd.DataFrame)
+    features, target = frame.drop(columns="target"), frame["target"]
+    x_train, x_test, y_train, y_test = train_test_split(
+        features, target, test_size=0.25, random_state=7, stratify=target
+    )
+    candidates = {
+        "logreg-C0.1": (
+            make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000)),
+            {"model": "logistic_regression", "C": 0.1, "penalty": "l2"},
+        ),
+        "logreg-C1": (
+            make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000)),
+            {"model": "logistic_regression", "C": 1.0, "penalty": "l2"},
+        ),
+        "forest-200": (
+            RandomForestClassifier(n_estimators=200, max_depth=6, random_state=7),
+            {"model": "random_forest", "n_estimators": 200, "max_depth": 6},
+        ),
+        "gbm-150": (
+            GradientBoostingClassifier(n_estimators=150, learning_rate=0.1, random_state=7),
+            {"model": "gradient_boosting", "n_estimators": 150, "learning_rate": 0.1},
+        ),
+    }
+    run_ids = []
+    with tracker.start_run(EXPERIMENT, "model-selection", tags={"demo": "true"}) as parent:
+        parent.log_dataset(x_train.assign(target=y_train), name="breast_cancer", role="training")
+        parent.log_dataset(x_test.assign(target=y_test), name="breast_cancer", role="evaluation")
+        for name, (model, params) in candidates.items():
+            with tracker.start_run(EXPERIMENT, name, nested=True, tags={"demo": "true"}) as run:
+                run.log_params(params)
+                run.log_dataset(x_train.assign(target=y_train), name="breast_cancer")
+                fit_start = time.perf_counter()
+                model.fit(x_train, y_train)
+                proba = model.predict_proba(x_test)[:, 1]
+                predicted = (proba >= 0.5).astype(int)
+                run.log_metrics(
+                    {
+                        "auc": float(roc_auc_score(y_test, proba)),
+                        "accuracy": float(accuracy_score(y_test, predicted)),
+                        "f1": float(f1_score(y_test, predicted)),
+                        "log_loss": float(log_loss(y_test, proba)),
+                        "fit_seconds": time.perf_counter() - fit_start,
+                    }
+                )
+                if isinstance(model, GradientBoostingClassifier):
+                    for step, staged in enumerate(model.staged_predict_proba(x_test), start=1):
+                        run.log_metric(
+                            "staged_auc", float(roc_auc_score(y_test, staged[:, 1])), step
+                        )
+                matrix = pd.crosstab(y_test, predicted).to_dict()
+                run.log_dict(
+                    {
+                        "confusion_matrix": {
+                            str(k): {str(i): int(c) for i, c in v.items()}
+                            for k, v in matrix.items()
+                        }
+                    },
+                    "evaluation/confusion_matrix.json",
+                )
+                console.print(f"  trained {name}: auc {fmt(run.info.metrics['auc'].value)}")
+                run_ids.append(run.id)
+    return run_ids
+
+
+def _report(tracker: Tracker, run_ids: list[str]) -> None:
+    best = tracker.search_runs(
+        EXPERIMENT,
+        "metrics.auc > 0.95 and params.model != ''",
+        order_by=["metrics.auc desc"],
+        max_results=3,
+    )
+    print_table(
+        "best runs (metrics.auc > 0.95, by auc)",
+        ["run", "model", "auc", "f1"],
+        [
+            (r.name, r.params.get("model"), fmt(r.metrics["auc"].value), fmt(r.metrics["f1"].value))
+            for r in best
+        ],
+    )
+    comparison = tracker.compare_runs(run_ids)
+    rows = []
+    for key, values in {
+        **{f"params.{k}": v for k, v in comparison.params.items()},
+        **{f"metrics.{k}": v for k, v in comparison.metrics.items()},
+    }.items():
+        differs = key.split(".", 1)[1] in (
+            comparison.differing_params | comparison.differing_metrics
+        )
+        rows.append(("≠" if differs else "", key, *(fmt(v) for v in values)))
+    print_table(
+        "comparison (≠ marks differences)", ["", "key", *(r.name for r in comparison.runs)], rows
+    )

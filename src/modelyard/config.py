@@ -1,0 +1,47 @@
+"""Settings: built once at the edge (CLI, server, `modelyard.configure`) and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where modelyard keeps its state, from arguments, then `MODELYARD_*`, then defaults.
+
+    With only `home` set, the metadata DB is `sqlite:///<home>/modelyard.db` and
+    artifacts live in `<home>/artifacts`. `tracking_uri` (an `http(s)://` URL) sends
+    tracking calls to a `modelyard server` instead of the local stores.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="MODELYARD_", extra="forbid", frozen=True)
+
+    home: Path = Field(default=Path(".modelyard"))
+    db_url: str | None = None
+    artifacts_url: str | None = None
+    redis_url: str | None = None
+    tracking_uri: str | None = None
+    sqlite_busy_timeout_s: float = Field(default=60.0, gt=0)
+    gc_grace_s: float = Field(default=3600.0, ge=0)
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _http_only(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(
+                f"tracking_uri must be an http:// or https:// URL of a modelyard server, "
+                f"got {value!r}; leave it unset to use the local stores"
+            )
+        return value.rstrip("/") if value else value
+
+    @property
+    def resolved_db_url(self) -> str:
+        """The metadata DB URL, defaulting to a SQLite file under `home`."""
+        return self.db_url or f"sqlite:///{(self.home / 'modelyard.db').absolute()}"
+
+    @property
+    def resolved_artifacts_url(self) -> str:
+        """The artifact store URL, defaulting to a folder under `home`."""
+        return self.artifacts_url or (self.home / "artifacts").absolute().as_uri()

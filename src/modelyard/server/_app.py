@@ -1,0 +1,66 @@
+"""The modelyard server: one FastAPI app over the stores named by `Settings`."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from modelyard._version import __version__
+from modelyard.config import Settings
+from modelyard.errors import PermissionDenied
+from modelyard.server._errors import install_error_handlers, json_response
+from modelyard.server._tracking import tracking_router
+from modelyard.tracking._sql import SqlTracking
+
+
+def create_app(backend: SqlTracking) -> FastAPI:
+    """The REST API (OpenAPI docs at /docs) serving `backend`; closes it on shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        backend.close()
+
+    app = FastAPI(
+        title="modelyard",
+        version=__version__,
+        summary="Tracking, registry, serving, rollout and monitoring of ML models.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+
+    @app.get("/health", tags=["health"])
+    def health() -> object:
+        return json_response({"status": "ok", "version": __version__})
+
+    app.include_router(tracking_router(backend))
+    return app
+
+
+def check_bind_address(host: str) -> None:
+    """Refuse any address but loopback: authentication does not exist yet."""
+    if host == "localhost":
+        return
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise PermissionDenied(
+            f"refusing to bind {host!r}: modelyard has no authentication yet, so the server "
+            "only listens on loopback (127.0.0.1, ::1, localhost); put an authenticating "
+            "reverse proxy in front of it to share it"
+        )
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 5005) -> None:
+    """Run the server in this process until interrupted."""
+    import uvicorn
+
+    from modelyard.tracking import open_local_backend
+
+    check_bind_address(host)
+    uvicorn.run(create_app(open_local_backend(settings)), host=host, port=port, log_level="warning")

@@ -1,0 +1,180 @@
+"""The metadata schema: one typed ORM model per table.
+
+Hot paths write through Core statements on these tables (no unit-of-work overhead);
+Alembic migrations in `store/migrations/versions` must produce exactly this schema
+(a test compares them).
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+from sqlalchemy import (
+    BigInteger,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY (the rowid).
+_BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class ExperimentRow(Base):
+    __tablename__ = "experiments"
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(256), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    lifecycle: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    deleted_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ExperimentTagRow(Base):
+    __tablename__ = "experiment_tags"
+
+    experiment_id: Mapped[int] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class EnvironmentRow(Base):
+    """A captured run environment, stored once per distinct content."""
+
+    __tablename__ = "environments"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data: Mapped[str] = mapped_column(Text)
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+    __table_args__ = (Index(None, "experiment_id", "start_time"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id"))
+    name: Mapped[str] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16))
+    lifecycle: Mapped[str] = mapped_column(String(16))
+    user: Mapped[str] = mapped_column(String(256))
+    start_time: Mapped[int] = mapped_column(BigInteger)
+    end_time: Mapped[int | None] = mapped_column(BigInteger)
+    deleted_at: Mapped[int | None] = mapped_column(BigInteger)
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id"), index=True)
+    environment_digest: Mapped[str | None] = mapped_column(ForeignKey("environments.digest"))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class RunTagRow(Base):
+    __tablename__ = "run_tags"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class ParamRow(Base):
+    __tablename__ = "params"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class MetricChunkRow(Base):
+    """Metric points logged together under one key, packed as little-endian arrays.
+
+    One row per key per logging call instead of one row per point keeps bulk
+    logging fast and the database small; NaN and infinities are stored as they are.
+    """
+
+    __tablename__ = "metric_chunks"
+    __table_args__ = (Index(None, "run_id", "key"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(250))
+    count: Mapped[int] = mapped_column(Integer)
+    steps: Mapped[bytes] = mapped_column(LargeBinary)  # int64
+    timestamps: Mapped[bytes] = mapped_column(LargeBinary)  # int64, Unix ms
+    values: Mapped[bytes] = mapped_column(LargeBinary)  # float64
+
+
+class LatestMetricRow(Base):
+    """The final point of each metric (highest step, then latest timestamp), for search.
+
+    A NULL value stands for NaN, which SQLite cannot store and which must never match
+    a filter.
+    """
+
+    __tablename__ = "latest_metrics"
+    __table_args__ = (Index(None, "key", "value"),)
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[float | None] = mapped_column(Double)
+    step: Mapped[int] = mapped_column(BigInteger)
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+
+
+class ArtifactRow(Base):
+    __tablename__ = "artifacts"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    path: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class DatasetRow(Base):
+    """A dataset identified by the hash of its content, with its schema."""
+
+    __tablename__ = "datasets"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    schema_json: Mapped[str] = mapped_column(Text)
+    num_rows: Mapped[int | None] = mapped_column(BigInteger)
+    num_columns: Mapped[int | None] = mapped_column(Integer)
+    source: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class RunDatasetRow(Base):
+    __tablename__ = "run_datasets"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(256), primary_key=True)
+    role: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dataset_digest: Mapped[str] = mapped_column(ForeignKey("datasets.digest"), index=True)
+    logged_at: Mapped[int] = mapped_column(BigInteger)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table of an ORM model, typed for Core statements."""
+    return cast(Table, model.__table__)
+
+
+# Every (table, column) holding an artifact-store digest: what `gc` must keep.
+BLOB_REFERENCES = ((table_of(ArtifactRow), "digest"),)
