@@ -594,3 +594,18 @@ def test_demo_trains_tracks_and_compares_real_models(tmp_path: Path) -> None:
         "logreg-C0.1",
         "logreg-C1",
     ]
+
+
+def test_experiments_can_be_created_deleted_and_restored(home: Path) -> None:
+    created = cli(home, "experiments", "create", "churn", "--description", "d", "--tag", "a=1")
+    assert created.exit_code == 0, created.output
+    listed = cli_json(home, "experiments", "list")
+    assert [(e["name"], e["tags"]) for e in listed] == [("churn", {"a": "1"})]
+    assert cli(home, "experiments", "delete", "churn").exit_code == 0
+    assert cli_json(home, "experiments", "list") == []
+    assert [e["name"] for e in cli_json(home, "experiments", "list", "--view", "deleted")] == [
+        "churn"
+    ]
+    assert cli(home, "experiments", "restore", "churn").exit_code == 0
+    assert [e["name"] for e in cli_json(home, "experiments", "list")] == ["churn"]
+    assert cli(home, "experiments", "create", "x", "--tag", "novalue").exit_code != 0

@@ -19,7 +19,9 @@ from modelyard.tracking._environment import requirements, rerun_instructions
 runs_app = typer.Typer(
     help="List, inspect, compare, delete and restore runs.", no_args_is_help=True
 )
-experiments_app = typer.Typer(help="List experiments.", no_args_is_help=True)
+experiments_app = typer.Typer(
+    help="List, create, delete and restore experiments.", no_args_is_help=True
+)
 
 
 class ViewChoice(StrEnum):
@@ -70,6 +72,43 @@ def list_experiments(
             for e in experiments
         ],
     )
+
+
+@experiments_app.command("create")
+def create_experiment(
+    ctx: typer.Context,
+    name: str,
+    description: Annotated[str | None, typer.Option(help="What the experiment is for.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="key=value (repeatable).")] = None,
+) -> None:
+    """Create an experiment (runs also create theirs on first use)."""
+    tags = dict(_key_value(item) for item in tag or [])
+    with _tracker(ctx) as tracker:
+        created = tracker.create_experiment(name, description=description, tags=tags)
+    console.print(f"created experiment {created.name} ({created.id})")
+
+
+def _key_value(item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep:
+        raise typer.BadParameter(f"tags are key=value, got {item!r}")
+    return key, value
+
+
+@experiments_app.command("delete")
+def delete_experiment(ctx: typer.Context, experiment: str) -> None:
+    """Soft-delete an experiment: its runs leave searches until it is restored."""
+    with _tracker(ctx) as tracker:
+        tracker.delete_experiment(experiment)
+    console.print(f"deleted experiment {experiment}")
+
+
+@experiments_app.command("restore")
+def restore_experiment(ctx: typer.Context, experiment: str) -> None:
+    """Bring back a deleted experiment and its runs."""
+    with _tracker(ctx) as tracker:
+        tracker.restore_experiment(experiment)
+    console.print(f"restored experiment {experiment}")
 
 
 @runs_app.command("list")

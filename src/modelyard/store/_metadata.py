@@ -65,7 +65,9 @@ class MetadataStore:
                 with self._writer.begin() as conn:
                     return work(conn)
             except (OperationalError, DBAPIError) as exc:
-                if attempt == _RETRIES - 1 or not _is_transient(exc):
+                if attempt == _RETRIES - 1 or not (
+                    exc.connection_invalidated or _is_transient(exc)
+                ):
                     raise
                 time.sleep(min(0.5, 0.005 * 2**attempt) * random.uniform(0.5, 1.5))
         raise AssertionError("unreachable")
@@ -117,7 +119,8 @@ def _create_engine(url: str, busy_timeout_s: float) -> Engine:
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
         try:
-            return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
+            # No pre-ping (a round trip per checkout); `write` retries on a dropped connection.
+            return create_engine(parsed, pool_size=5, max_overflow=10, pool_recycle=1800)
         except ModuleNotFoundError as exc:
             raise StoreUnavailable(
                 f"PostgreSQL needs the driver: pip install 'modelyard[postgres]' ({exc})"

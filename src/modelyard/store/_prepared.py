@@ -40,6 +40,9 @@ class Prepared:
     def execute_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
             return
+        if len(rows) == 1:  # psycopg runs executemany as a pipeline: slower for one row
+            self.execute(conn, rows[0]).close()
+            return
         cursor = conn.connection.cursor()
         cursor.executemany(self.sql, cast(Any, [self._params(row) for row in rows]))
         cursor.close()

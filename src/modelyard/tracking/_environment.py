@@ -56,22 +56,41 @@ def current_user() -> str:
 
 
 def _installed_packages() -> dict[str, str]:
+    """Name and version of every distribution on `sys.path`, read from folder names.
+
+    `*.dist-info` / `*.egg-info` folders carry both in their names, which is far faster
+    than reading every METADATA file and gives what `pip freeze` pins.
+    """
     global _packages
     stamp = tuple(_mtime(p) for p in sys.path)
     with _lock:
         if _packages is not None and _packages[0] == stamp:
             return _packages[1]
-    from importlib.metadata import distributions
-
     found: dict[str, str] = {}
-    for dist in distributions():
-        name = dist.metadata["Name"]
-        if name:
-            found.setdefault(name.lower(), dist.version)
+    for folder in sys.path:
+        try:
+            entries = os.scandir(folder or ".")
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                parsed = _distribution(entry.name)
+                if parsed is not None:
+                    found.setdefault(*parsed)
     packages = dict(sorted(found.items()))
     with _lock:
         _packages = (stamp, packages)
     return packages
+
+
+def _distribution(folder: str) -> tuple[str, str] | None:
+    for suffix in (".dist-info", ".egg-info"):
+        if folder.endswith(suffix):
+            name, _, rest = folder[: -len(suffix)].partition("-")
+            version = rest.split("-py", 1)[0]
+            if name and version:
+                return name.lower().replace("_", "-").replace(".", "-"), version
+    return None
 
 
 def _mtime(path: str) -> float:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import math
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, BinaryIO
@@ -44,6 +43,7 @@ from modelyard.tracking._entities import (
     now_ms,
 )
 from modelyard.tracking._packing import pack_metrics, unpack_history
+from modelyard.tracking._sql_load import load_runs
 from modelyard.tracking._sql_search import search_run_ids
 
 E = table_of(ExperimentRow)
@@ -221,7 +221,7 @@ class SqlTracking:
     def get_run(self, run_id: str) -> Run:
         v.run_id(run_id)
         with self.metadata.read() as conn:
-            runs = _load_runs(conn, [run_id], with_environment=True)
+            runs = load_runs(conn, [run_id], with_environment=True)
         if not runs:
             raise NotFound(f"run {run_id!r} does not exist")
         return runs[0]
@@ -332,7 +332,7 @@ class SqlTracking:
             v.check_int64("experiment_ids", experiment_id)
         with self.metadata.read() as conn:
             ids = search_run_ids(conn, query, offset=offset, limit=query.max_results + 1)
-            runs = _load_runs(conn, ids[: query.max_results], with_environment=False)
+            runs = load_runs(conn, ids[: query.max_results], with_environment=False)
         more = len(ids) > query.max_results
         token = _encode_token(offset + query.max_results) if more else None
         return RunPage(tuple(runs), token)
@@ -556,93 +556,11 @@ def _experiment(row: Any, tags: dict[str, str]) -> Experiment:
     return Experiment(row.id, row.name, row.lifecycle, row.created_at, row.description, tags)
 
 
-def _float(value: float | None) -> float:
-    return math.nan if value is None else value
-
-
 def _environment_record(environment: dict[str, Any] | None) -> tuple[str | None, str | None]:
     if environment is None:
         return None, None
     data = orjson.dumps(environment, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(data).hexdigest(), data.decode()
-
-
-def _load_runs(conn: Connection, ids: Sequence[str], *, with_environment: bool) -> list[Run]:
-    """Whole runs for `ids`, in that order, with a fixed number of queries."""
-    if not ids:
-        return []
-    id_list = list(ids)
-    rows = {
-        r.id: r
-        for r in conn.execute(
-            select(R, E.c.name.label("experiment_name"), ENV.c.data.label("environment_data"))
-            .join(E, E.c.id == R.c.experiment_id)
-            .outerjoin(ENV, ENV.c.digest == R.c.environment_digest)
-            .where(R.c.id.in_(id_list))
-        )
-    }
-    params: dict[str, dict[str, str]] = {i: {} for i in id_list}
-    tags: dict[str, dict[str, str]] = {i: {} for i in id_list}
-    metrics: dict[str, dict[str, Metric]] = {i: {} for i in id_list}
-    datasets: dict[str, list[DatasetInput]] = {i: [] for i in id_list}
-    for run_id, key, value in conn.execute(
-        select(P.c.run_id, P.c.key, P.c.value).where(P.c.run_id.in_(id_list))
-    ):
-        params[run_id][key] = value
-    for run_id, key, value in conn.execute(
-        select(RT.c.run_id, RT.c.key, RT.c.value).where(RT.c.run_id.in_(id_list))
-    ):
-        tags[run_id][key] = value
-    for r in conn.execute(select(LM).where(LM.c.run_id.in_(id_list))):
-        metrics[r.run_id][r.key] = Metric(r.key, _float(r.value), r.step, r.timestamp)
-    for r in conn.execute(
-        select(RD.c.run_id, RD.c.name, RD.c.role, D)
-        .join(D, D.c.digest == RD.c.dataset_digest)
-        .where(RD.c.run_id.in_(id_list))
-        .order_by(RD.c.logged_at)
-    ):
-        datasets[r.run_id].append(
-            DatasetInput(
-                r.name,
-                r.role,
-                r.digest,
-                orjson.loads(r.schema_json),
-                r.num_rows,
-                r.num_columns,
-                r.source,
-            )
-        )
-    runs = []
-    for run_id in id_list:
-        row = rows.get(run_id)
-        if row is None:
-            continue
-        environment = (
-            orjson.loads(row.environment_data)
-            if with_environment and row.environment_data
-            else None
-        )
-        runs.append(
-            Run(
-                id=row.id,
-                name=row.name,
-                experiment_id=row.experiment_id,
-                experiment_name=row.experiment_name,
-                status=RunStatus(row.status),
-                lifecycle=row.lifecycle,
-                user=row.user,
-                start_time=row.start_time,
-                end_time=row.end_time,
-                parent_id=row.parent_id,
-                note=row.note,
-                params=params[run_id],
-                tags=tags[run_id],
-                metrics=metrics[run_id],
-                datasets=tuple(datasets[run_id]),
-                environment=environment,
-            )
-        )
-    return runs
 
 
 def _encode_token(offset: int) -> str:
