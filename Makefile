@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/modelyard demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -v --durations=15
 
 bench: $(STAMP)
 	$(BIN)/python bench/tracking.py

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, BinaryIO
 
 import orjson
-from sqlalchemy import Connection, and_, bindparam, delete, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 
 from modelyard.errors import AlreadyExists, Conflict, InvalidInput, NotFound
@@ -142,20 +142,7 @@ class SqlTracking:
 
     def set_experiment_deleted(self, experiment_id: int, deleted: bool) -> None:
         v.check_int64("experiment id", experiment_id)
-
-        def work(conn: Connection) -> None:
-            result = conn.execute(
-                update(E)
-                .where(E.c.id == experiment_id)
-                .values(
-                    lifecycle=DELETED if deleted else ACTIVE,
-                    deleted_at=now_ms() if deleted else None,
-                )
-            )
-            if result.rowcount == 0:
-                raise NotFound(f"experiment {experiment_id} does not exist")
-
-        self.metadata.write(work)
+        self._set_lifecycle(E, experiment_id, deleted, f"experiment {experiment_id}")
 
     # runs --------------------------------------------------------------------------
 
@@ -257,21 +244,7 @@ class SqlTracking:
         self.metadata.write(work)
 
     def set_run_deleted(self, run_id: str, deleted: bool) -> None:
-        v.run_id(run_id)
-
-        def work(conn: Connection) -> None:
-            result = conn.execute(
-                update(R)
-                .where(R.c.id == run_id)
-                .values(
-                    lifecycle=DELETED if deleted else ACTIVE,
-                    deleted_at=now_ms() if deleted else None,
-                )
-            )
-            if result.rowcount == 0:
-                raise NotFound(f"run {run_id!r} does not exist")
-
-        self.metadata.write(work)
+        self._set_lifecycle(R, v.run_id(run_id), deleted, f"run {run_id!r}")
 
     def log_batch(
         self,
@@ -448,6 +421,23 @@ class SqlTracking:
         self.metadata.close()
 
     # internals -------------------------------------------------------------------------
+
+    def _set_lifecycle(self, table: Table, key: object, deleted: bool, what: str) -> None:
+        """Soft delete (or restore) the row of `table` whose id is `key`."""
+
+        def work(conn: Connection) -> None:
+            result = conn.execute(
+                update(table)
+                .where(table.c.id == key)
+                .values(
+                    lifecycle=DELETED if deleted else ACTIVE,
+                    deleted_at=now_ms() if deleted else None,
+                )
+            )
+            if result.rowcount == 0:
+                raise NotFound(f"{what} does not exist")
+
+        self.metadata.write(work)
 
     def _check_run(self, conn: Connection, run_id: str, *, allow_deleted: bool = False) -> None:
         v.run_id(run_id)
