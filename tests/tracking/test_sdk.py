@@ -393,3 +393,8 @@ def test_notes_and_tags_can_change(sdk: ModuleType, exp: str) -> None:
     run.set_note("second thoughts")
     stored = sdk.get_run(run.id)
     assert stored.note == "second thoughts" and stored.tags == {"a": "3"}
+
+
+def test_logging_to_a_missing_run_is_not_found(sdk: ModuleType) -> None:
+    with pytest.raises(NotFound, match="does not exist"):
+        sdk.tracker().backend.log_batch(uuid.uuid4().hex, metrics=[Metric("m", 1.0, 0, 0)])

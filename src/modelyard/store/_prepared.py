@@ -25,11 +25,14 @@ class Prepared:
         self._names: tuple[str, ...] | None = (
             tuple(compiled.positiontup or ()) if compiled.positional else None
         )
+        # Literal values in the statement (e.g. `lifecycle == 'active'`) are binds too.
+        self._defaults: dict[str, Any] = dict(compiled.params)
 
     def _params(self, values: Mapping[str, Any]) -> Sequence[Any] | Mapping[str, Any]:
+        merged = {**self._defaults, **values}
         if self._names is None:
-            return values
-        return tuple(values[name] for name in self._names)
+            return merged
+        return tuple(merged[name] for name in self._names)
 
     def execute(self, conn: Connection, values: Mapping[str, Any] | None = None) -> Any:
         """Run once; returns the DB-API cursor (for `fetchone`, `rowcount`)."""
@@ -37,15 +40,18 @@ class Prepared:
         cursor.execute(self.sql, self._params(values or {}))
         return cursor
 
-    def execute_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    def execute_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Run once per row; returns the number of rows the statements changed."""
         if not rows:
-            return
+            return 0
         if len(rows) == 1:  # psycopg runs executemany as a pipeline: slower for one row
-            self.execute(conn, rows[0]).close()
-            return
-        cursor = conn.connection.cursor()
-        cursor.executemany(self.sql, cast(Any, [self._params(row) for row in rows]))
+            cursor = self.execute(conn, rows[0])
+        else:
+            cursor = conn.connection.cursor()
+            cursor.executemany(self.sql, cast(Any, [self._params(row) for row in rows]))
+        changed: int = cursor.rowcount
         cursor.close()
+        return changed
 
 
 def insert_values(table: Table, columns: Sequence[str]) -> Any:

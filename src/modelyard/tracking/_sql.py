@@ -8,7 +8,18 @@ from collections.abc import Mapping, Sequence
 from typing import Any, BinaryIO
 
 import orjson
-from sqlalchemy import Connection, Table, and_, bindparam, delete, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 
 from modelyard.errors import AlreadyExists, Conflict, InvalidInput, NotFound
@@ -264,11 +275,16 @@ class SqlTracking:
         sql = self._sql
 
         def work(conn: Connection) -> None:
-            self._check_run(conn, run_id)
+            # Metric chunks are only inserted for an active run, which spares the hot
+            # path (metrics alone) a separate check of the run.
+            if clean_params or tag_rows or not chunks:
+                self._check_run(conn, run_id)
             if clean_params:
                 self._insert_params(conn, run_id, clean_params)
             sql.upsert_tag.execute_many(conn, tag_rows)
-            sql.insert_chunk.execute_many(conn, chunks)
+            if sql.insert_chunk.execute_many(conn, chunks) != len(chunks):
+                self._check_run(conn, run_id)  # says why: no such run, or a deleted one
+                raise AssertionError(f"metric chunks of run {run_id} were not stored")
             sql.upsert_latest.execute_many(conn, latest)
 
         self.metadata.write(work)
@@ -450,23 +466,24 @@ class SqlTracking:
             raise Conflict(f"run {run_id} is deleted; restore it before changing it")
 
     def _insert_params(self, conn: Connection, run_id: str, params: dict[str, str]) -> None:
-        cursor = self._sql.params_of.execute(conn, {"run_id": run_id})
-        existing = {key: value for key, value in cursor.fetchall() if key in params}
-        cursor.close()
-        for key, old in existing.items():
-            if old != params[key]:
-                raise Conflict(
-                    f"param {key!r} of run {run_id} is already {old!r}; cannot change it to "
-                    f"{params[key]!r} (params are immutable: start a new run to change them)"
-                )
-        self._sql.insert_param.execute_many(
-            conn,
-            [
+        for _attempt in range(2):  # twice when another writer inserts the same keys meanwhile
+            cursor = self._sql.params_of.execute(conn, {"run_id": run_id})
+            existing = {key: value for key, value in cursor.fetchall() if key in params}
+            cursor.close()
+            for key, old in existing.items():
+                if old != params[key]:
+                    raise Conflict(
+                        f"param {key!r} of run {run_id} is already {old!r}; cannot change it "
+                        f"to {params[key]!r} (params are immutable: start a new run to change "
+                        "them)"
+                    )
+            new = [
                 {"run_id": run_id, "key": k, "value": val}
                 for k, val in params.items()
                 if k not in existing
-            ],
-        )
+            ]
+            if self._sql.insert_param.execute_many(conn, new) == len(new):
+                return
 
 
 class _Statements:
@@ -514,8 +531,16 @@ class _Statements:
             ),
             dialect,
         )
+        chunk_columns = ["run_id", "key", "count", "steps", "timestamps", "values"]
+        run_is_active = exists().where(R.c.id == bindparam("run_id"), R.c.lifecycle == ACTIVE)
         self.insert_chunk = Prepared(
-            insert_values(MC, ["run_id", "key", "count", "steps", "timestamps", "values"]), dialect
+            insert(MC).from_select(
+                chunk_columns,
+                select(*(bindparam(c, type_=MC.c[c].type) for c in chunk_columns)).where(
+                    run_is_active
+                ),
+            ),
+            dialect,
         )
         latest = metadata.insert(LM).values(
             {c: bindparam(c) for c in ("run_id", "key", "value", "step", "timestamp")}
@@ -539,7 +564,10 @@ class _Statements:
         self.params_of = Prepared(
             select(P.c.key, P.c.value).where(P.c.run_id == bindparam("run_id")), dialect
         )
-        self.insert_param = Prepared(insert_values(P, ["run_id", "key", "value"]), dialect)
+        param = metadata.insert(P).values(
+            run_id=bindparam("run_id"), key=bindparam("key"), value=bindparam("value")
+        )
+        self.insert_param = Prepared(param.on_conflict_do_nothing(), dialect)
 
 
 def _experiment(row: Any, tags: dict[str, str]) -> Experiment:
