@@ -310,6 +310,8 @@ def test_experiments_are_created_once(sdk: ModuleType, exp: str) -> None:
     assert fetched.tags == {"owner": "risk"} and fetched.description == "churn models"
     with pytest.raises(NotFound):
         sdk.get_experiment(f"{exp}-missing")
+    with pytest.raises(InvalidInput, match="read as an id"):
+        sdk.create_experiment("2024")
 
 
 def test_missing_run_is_not_found(sdk: ModuleType) -> None:

@@ -70,12 +70,15 @@ class ActiveRun:
     def log_metric(
         self, key: str, value: float, step: int = 0, timestamp: int | None = None
     ) -> None:
-        self._backend.log_batch(self.id, metrics=[Metric(key, value, step, timestamp or now_ms())])
+        self._backend.log_batch(
+            self.id,
+            metrics=[Metric(key, value, step, now_ms() if timestamp is None else timestamp)],
+        )
 
     def log_metrics(
         self, metrics: Mapping[str, float], step: int = 0, timestamp: int | None = None
     ) -> None:
-        ts = timestamp or now_ms()
+        ts = now_ms() if timestamp is None else timestamp
         self._backend.log_batch(
             self.id, metrics=[Metric(k, v, step, ts) for k, v in metrics.items()]
         )

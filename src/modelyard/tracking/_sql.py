@@ -86,6 +86,10 @@ class SqlTracking:
         self, name: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None
     ) -> Experiment:
         v.check_name("experiment", name)
+        if name.isascii() and name.isdigit():
+            raise InvalidInput(f"experiment name {name!r} would read as an id; add a letter")
+        if description is not None:
+            v.check_text("description", description)
         clean_tags = v.string_map("tag", tags)
 
         def work(conn: Connection) -> int:
