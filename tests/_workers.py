@@ -29,3 +29,15 @@ def log_runs(home: str, db_url: str, worker: int, runs: int) -> list[str]:
             run.log_metrics({"auc": worker + i / 1000, "f1": float(i)})
             ids.append(run.id)
     return ids
+
+
+def register_versions(db_url: str, count: int) -> list[int]:
+    """Register `count` versions of the model 'shared'; return their numbers."""
+    from modelyard.registry import SqlRegistry
+    from modelyard.store import MetadataStore
+
+    registry = SqlRegistry(MetadataStore(db_url))
+    try:
+        return [registry.create_version("shared", created_by="w").version for _ in range(count)]
+    finally:
+        registry.metadata.close()

@@ -27,7 +27,7 @@ T = TypeVar("T")
 
 # Every schema revision this release knows, oldest first; the last one is the head.
 # A test checks this against the Alembic scripts.
-REVISIONS: tuple[str, ...] = ("0001",)
+REVISIONS: tuple[str, ...] = ("0001", "0002")
 HEAD = REVISIONS[-1]
 
 _WRITE = "modelyard_write"
@@ -92,7 +92,8 @@ class MetadataStore:
         digests: set[str] = set()
         with self.read() as conn:
             for table, column in _tables.BLOB_REFERENCES:
-                digests.update(conn.scalars(select(table.c[column]).distinct()))
+                col = table.c[column]
+                digests.update(conn.scalars(select(col).where(col.is_not(None)).distinct()))
         return digests
 
     def close(self) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy import (
     BigInteger,
     Double,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -171,10 +172,106 @@ class RunDatasetRow(Base):
     logged_at: Mapped[int] = mapped_column(BigInteger)
 
 
+class RegisteredModelRow(Base):
+    __tablename__ = "registered_models"
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(256), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    protected_aliases: Mapped[str] = mapped_column(Text)  # JSON list of alias names
+    latest_version: Mapped[int] = mapped_column(Integer)  # numbering counter, never reused
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class RegisteredModelTagRow(Base):
+    __tablename__ = "registered_model_tags"
+
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class ModelVersionRow(Base):
+    __tablename__ = "model_versions"
+
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id"), index=True)
+    manifest_digest: Mapped[str | None] = mapped_column(String(64), index=True)
+    flavor: Mapped[str | None] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class ModelVersionTagRow(Base):
+    __tablename__ = "model_version_tags"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["model_id", "version"],
+            ["model_versions.model_id", "model_versions.version"],
+            ondelete="CASCADE",
+        ),
+    )
+
+    model_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class AliasRow(Base):
+    __tablename__ = "model_aliases"
+
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True
+    )
+    alias: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class AliasEventRow(Base):
+    """Every alias change, append-only: who moved which alias from where to where, and why."""
+
+    __tablename__ = "model_alias_events"
+    __table_args__ = (Index(None, "model_id", "alias", "id"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("registered_models.id", ondelete="CASCADE"))
+    alias: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16))  # set, move, delete, rollback
+    from_version: Mapped[int | None] = mapped_column(Integer)
+    to_version: Mapped[int | None] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(256))
+    reason: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[int] = mapped_column(BigInteger)
+
+
+class ApprovalRow(Base):
+    __tablename__ = "model_approvals"
+    __table_args__ = (Index(None, "model_id", "version", "id"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("registered_models.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    decision: Mapped[str] = mapped_column(String(16))  # approved, rejected
+    approver: Mapped[str] = mapped_column(String(256))
+    comment: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[int] = mapped_column(BigInteger)
+
+
 def table_of(model: type[Base]) -> Table:
     """The Core table of an ORM model, typed for Core statements."""
     return cast(Table, model.__table__)
 
 
 # Every (table, column) holding an artifact-store digest: what `gc` must keep.
-BLOB_REFERENCES = ((table_of(ArtifactRow), "digest"),)
+BLOB_REFERENCES = (
+    (table_of(ArtifactRow), "digest"),
+    (table_of(ModelVersionRow), "manifest_digest"),
+)
