@@ -160,10 +160,12 @@ def demo(
 
 
 def _register_groups() -> None:
+    from modelyard.cli._models import models_app
     from modelyard.cli._runs import experiments_app, runs_app
 
     app.add_typer(runs_app, name="runs")
     app.add_typer(experiments_app, name="experiments")
+    app.add_typer(models_app, name="models")
 
 
 _register_groups()

@@ -277,6 +277,7 @@ class SqlRegistry:
 
     def alias_at(self, name: str, alias: str, at: int) -> int | None:
         """Which version `alias` pointed at, at Unix-ms time `at` (None: it pointed nowhere)."""
+        v.check_int64("time", at)
         with self.metadata.read() as conn:
             model_id = self._model_row(conn, name).id
             return conn.execute(

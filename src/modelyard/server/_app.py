@@ -11,7 +11,9 @@ from fastapi import FastAPI
 from modelyard._version import __version__
 from modelyard.config import Settings
 from modelyard.errors import PermissionDenied
+from modelyard.registry import SqlRegistry
 from modelyard.server._errors import install_error_handlers, json_response
+from modelyard.server._registry import registry_router
 from modelyard.server._tracking import tracking_router
 from modelyard.tracking._sql import SqlTracking
 
@@ -37,6 +39,7 @@ def create_app(backend: SqlTracking) -> FastAPI:
         return json_response({"status": "ok", "version": __version__})
 
     app.include_router(tracking_router(backend))
+    app.include_router(registry_router(SqlRegistry(backend.metadata)))
     return app
 
 
