@@ -397,15 +397,22 @@ class SqlRegistry:
 
     def _version_exists(self, conn: Connection, name: str, version: int) -> int:
         model = self._model_row(conn, name)
-        v.check_int64("version", version)
-        found = conn.execute(
-            select(V.c.status).where(V.c.model_id == model.id, V.c.version == version)
-        ).first()
-        if found is None:
-            raise NotFound(
-                f"model {name!r} has no version {version}; versions run 1..{model.latest_version}"
-            )
+        self._version_status(conn, model, version)
         return int(model.id)
+
+    @staticmethod
+    def _version_status(conn: Connection, model: Any, version: int) -> str:
+        """The status of `version` of the model row `model`; NotFound when it has none."""
+        v.check_int64("version", version)
+        status = conn.execute(
+            select(V.c.status).where(V.c.model_id == model.id, V.c.version == version)
+        ).scalar()
+        if status is None:
+            raise NotFound(
+                f"model {model.name!r} has no version {version}; "
+                f"versions run 1..{model.latest_version}"
+            )
+        return str(status)
 
     @staticmethod
     def _alias_version(conn: Connection, model_id: int, alias: str) -> int | None:
@@ -435,11 +442,7 @@ class SqlRegistry:
         if reason is not None:
             v.check_text("reason", reason)
         model = self._model_row(conn, name)
-        self._version_exists(conn, name, version)
-        status = conn.execute(
-            select(V.c.status).where(V.c.model_id == model.id, V.c.version == version)
-        ).scalar()
-        if status == ARCHIVED:
+        if self._version_status(conn, model, version) == ARCHIVED:
             raise Conflict(f"version {version} of {name!r} is archived; it cannot take an alias")
         if alias in orjson.loads(model.protected_aliases):
             decision = conn.execute(
