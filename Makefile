@@ -3,6 +3,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# the CPU build; a looser request lets pip fetch a CUDA build of several GB
+TORCH_VERSION := 2.13.0
 
 .PHONY: demo test bench lint install clean
 
@@ -11,7 +13,8 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[all,dev]"
+	$(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)"
+	$(BIN)/python -m pip install --quiet -e ".[all,torch,dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -24,6 +27,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/tracking.py
+	$(BIN)/python bench/registry.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -34,9 +34,9 @@ def log_runs(home: str, db_url: str, worker: int, runs: int) -> list[str]:
 def register_versions(db_url: str, count: int) -> list[int]:
     """Register `count` versions of the model 'shared'; return their numbers."""
     from modelyard.registry import SqlRegistry
-    from modelyard.store import MetadataStore
+    from modelyard.store import ArtifactStore, MetadataStore
 
-    registry = SqlRegistry(MetadataStore(db_url))
+    registry = SqlRegistry(MetadataStore(db_url), ArtifactStore("memory://workers"))
     try:
         return [registry.create_version("shared", created_by="w").version for _ in range(count)]
     finally:

@@ -143,8 +143,15 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def live_server_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The home folder of `live_server` (its database and artifacts), for tests that
+    reach behind the server into its stores."""
+    return tmp_path_factory.mktemp("server-home")
+
+
+@pytest.fixture(scope="session")
+def live_server(live_server_home: Path) -> Iterator[str]:
     """URL of one live `modelyard server` on 127.0.0.1 for the whole session."""
-    process, url = start_server(tmp_path_factory.mktemp("server-home"))
+    process, url = start_server(live_server_home)
     yield url
     stop_server(process)

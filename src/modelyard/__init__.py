@@ -24,10 +24,12 @@ if TYPE_CHECKING:
         get_settings,
         list_artifacts,
         list_experiments,
+        load_model,
         log_artifact,
         log_dataset,
         log_metric,
         log_metrics,
+        log_model,
         log_param,
         log_params,
         restore_experiment,
@@ -54,12 +56,16 @@ __all__ = [
     "get_settings",
     "list_artifacts",
     "list_experiments",
+    "load_model",
     "log_artifact",
     "log_dataset",
     "log_metric",
     "log_metrics",
+    "log_model",
     "log_param",
     "log_params",
+    "models",
+    "registry",
     "restore_experiment",
     "restore_run",
     "search_runs",
@@ -68,10 +74,15 @@ __all__ = [
     "start_run",
     "tracker",
 ]
-_SDK = frozenset(__all__) - {"__version__"}
+_SUBPACKAGES = frozenset({"models", "registry"})
+_SDK = frozenset(__all__) - {"__version__"} - _SUBPACKAGES
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        import importlib
+
+        return importlib.import_module(f"modelyard.{name}")
     if name in _SDK:
         from modelyard import _sdk
 

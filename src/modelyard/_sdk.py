@@ -10,7 +10,7 @@ import os
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelyard.config import Settings
 from modelyard.tracking import (
@@ -29,9 +29,14 @@ from modelyard.tracking import (
 from modelyard.tracking._client import DEFAULT_EXPERIMENT, require_active_run
 from modelyard.tracking._entities import View
 
+if TYPE_CHECKING:
+    from modelyard.models import LoadedModel, Signature
+    from modelyard.registry import ModelVersion, Registry
+
 _lock = threading.Lock()
 _settings: Settings | None = None
 _tracker: Tracker | None = None
+_registry: Registry | None = None
 
 
 def configure(**settings: Any) -> Settings:
@@ -39,10 +44,13 @@ def configure(**settings: Any) -> Settings:
 
     Unset fields come from `MODELYARD_*` environment variables, then defaults.
     """
-    global _settings, _tracker
+    global _settings, _tracker, _registry
     new = Settings(**settings)
     with _lock:
-        old, _settings, _tracker = _tracker, new, None
+        old, old_registry = _tracker, _registry
+        _settings, _tracker, _registry = new, None, None
+    if old_registry is not None:
+        old_registry.close()
     if old is not None:
         old.close()
     return new
@@ -64,6 +72,18 @@ def tracker() -> Tracker:
         if _tracker is None:
             _tracker = open_tracker(settings)
         return _tracker
+
+
+def default_registry() -> Registry:
+    """The default model registry, over the same stores (or server) as the default tracker."""
+    global _registry
+    from modelyard.registry._default import registry_of
+
+    current = tracker()
+    with _lock:
+        if _registry is None:
+            _registry = registry_of(current)
+        return _registry
 
 
 def start_run(
@@ -179,3 +199,70 @@ def list_artifacts(run_id: str) -> list[Artifact]:
 
 def download_artifact(run_id: str, path: str, dest: str | os.PathLike[str] = ".") -> Path:
     return tracker().download_artifact(run_id, path, dest)
+
+
+def log_model(
+    model: Any,
+    name: str,
+    *,
+    run: ActiveRun | str | None = None,
+    artifact_path: str | None = None,
+    input_example: Any = None,
+    training_data: Any = None,
+    signature: Signature | None = None,
+    pii: Sequence[str] | None = None,
+    flavor: str | None = None,
+    allow_pickle: bool = False,
+    trusted: Sequence[str] = (),
+    init_args: Mapping[str, Any] | None = None,
+    onnx: bool = False,
+    onnx_tolerance: float = 1e-4,
+    description: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+) -> ModelVersion:
+    """Store `model` in the active run (or `run`) and register it as the next version of `name`.
+
+    The signature is inferred from `training_data` (`X` or `(X, y)`) or `input_example`;
+    `pii` names the columns holding personal data (default: guessed from names).
+    """
+    from modelyard.models._package import ModelSpec
+    from modelyard.models._package import log_model as store
+
+    run_id = run.id if isinstance(run, ActiveRun) else run or require_active_run().id
+    spec = ModelSpec(
+        name=name,
+        artifact_path=artifact_path or name,
+        input_example=input_example,
+        training_data=training_data,
+        signature=signature,
+        pii=pii,
+        flavor=flavor,
+        allow_pickle=allow_pickle,
+        trusted=tuple(trusted),
+        init_args=init_args,
+        onnx=onnx,
+        onnx_tolerance=onnx_tolerance,
+        description=description,
+        tags=tags,
+    )
+    return store(model, spec, run_id=run_id, tracker=tracker(), registry=default_registry())
+
+
+def load_model(
+    uri: str, *, allow_pickle: bool = False, trusted: Sequence[str] = (), onnx: bool = False
+) -> LoadedModel:
+    """Load `models:/name@alias`, `models:/name/3` or `runs:/RUN_ID/path`, every file verified.
+
+    `onnx=True` runs the version's ONNX export on ONNX Runtime instead of the native model.
+    """
+    from modelyard.models._load import load_model as load
+
+    return load(
+        uri,
+        tracker=tracker(),
+        registry=default_registry(),
+        cache_dir=get_settings().home / "cache" / "models",
+        allow_pickle=allow_pickle,
+        trusted=trusted,
+        onnx=onnx,
+    )

@@ -72,6 +72,12 @@ class StoreUnavailable(ModelyardError):
     status_code = 503
 
 
+class MissingDependency(ModelyardError):
+    """A library the operation needs (a model's flavor, an extra) is not installed."""
+
+    status_code = 500
+
+
 _BY_NAME: dict[str, type[ModelyardError]] = {
     cls.__name__: cls
     for cls in (
@@ -85,6 +91,7 @@ _BY_NAME: dict[str, type[ModelyardError]] = {
         IntegrityError,
         SchemaTooNew,
         StoreUnavailable,
+        MissingDependency,
     )
 }
 

@@ -5,19 +5,20 @@ from __future__ import annotations
 import multiprocessing
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from modelyard.errors import AlreadyExists, Conflict, InvalidInput, NotFound, PermissionDenied
 from modelyard.registry import SqlRegistry, parse_model_uri
-from modelyard.store import MetadataStore
+from modelyard.store import ArtifactStore, MetadataStore
 
 from _workers import register_versions
 
 
 @pytest.fixture
-def registry(db_url: str) -> Iterator[SqlRegistry]:
-    reg = SqlRegistry(MetadataStore(db_url))
+def registry(db_url: str, tmp_path: Path) -> Iterator[SqlRegistry]:
+    reg = SqlRegistry(MetadataStore(db_url), ArtifactStore(str(tmp_path / "artifacts")))
     yield reg
     reg.metadata.close()
 
@@ -141,7 +142,7 @@ def test_eight_processes_registering_get_exactly_one_to_n(db_url: str) -> None:
         results = pool.starmap(register_versions, [(db_url, 25)] * 8)
     numbers = sorted(n for batch in results for n in batch)
     assert numbers == list(range(1, 201))
-    registry = SqlRegistry(MetadataStore(db_url))
+    registry = SqlRegistry(MetadataStore(db_url), ArtifactStore("memory://eight"))
     try:
         assert [v.version for v in registry.list_versions("shared")] == list(range(1, 201))
     finally:

@@ -1,14 +1,25 @@
-"""`modelyard demo`: real models on a real dataset, tracked, searched and compared."""
+"""`modelyard demo`: real models on a real dataset, tracked, searched, compared, registered."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from typing import Any
 
 from modelyard.cli._output import console, fmt, print_table
 from modelyard.config import Settings
 from modelyard.tracking import Tracker, open_tracker
 
 EXPERIMENT = "demo-breast-cancer"
+MODEL = "breast-cancer"
+
+
+@dataclass(frozen=True)
+class Trained:
+    model: Any
+    x_train: Any
+    y_train: Any
+    x_test: Any
 
 
 def run_demo(settings: Settings) -> None:
@@ -23,13 +34,14 @@ def run_demo(settings: Settings) -> None:
     tracker = open_tracker(settings)
     try:
         console.print(f"[bold]modelyard demo[/bold]: tracking into {_where(settings)}")
-        run_ids = _train_models(tracker, frame)
-        _report(tracker, run_ids)
+        trained = _train_models(tracker, frame)
+        _report(tracker, list(trained))
+        _register(tracker, settings, trained)
     finally:
         tracker.close()
     console.print(
-        f"done in {time.perf_counter() - started:.1f}s; "
-        f"try: modelyard --home {settings.home} runs list -e {EXPERIMENT}"
+        f"done in {time.perf_counter() - started:.1f}s; try: modelyard --home {settings.home} "
+        f"runs list -e {EXPERIMENT}; modelyard --home {settings.home} models history {MODEL}"
     )
 
 
@@ -37,7 +49,7 @@ def _where(settings: Settings) -> str:
     return settings.tracking_uri or settings.resolved_db_url
 
 
-def _train_models(tracker: Tracker, frame: object) -> list[str]:
+def _train_models(tracker: Tracker, frame: object) -> dict[str, Trained]:
     import pandas as pd
     from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
@@ -69,7 +81,7 @@ def _train_models(tracker: Tracker, frame: object) -> list[str]:
             {"model": "gradient_boosting", "n_estimators": 150, "learning_rate": 0.1},
         ),
     }
-    run_ids = []
+    trained = {}
     with tracker.start_run(EXPERIMENT, "model-selection", tags={"demo": "true"}) as parent:
         parent.log_dataset(x_train.assign(target=y_train), name="breast_cancer", role="training")
         parent.log_dataset(x_test.assign(target=y_test), name="breast_cancer", role="evaluation")
@@ -106,8 +118,8 @@ def _train_models(tracker: Tracker, frame: object) -> list[str]:
                     "evaluation/confusion_matrix.json",
                 )
                 console.print(f"  trained {name}: auc {fmt(run.info.metrics['auc'].value)}")
-                run_ids.append(run.id)
-    return run_ids
+                trained[run.id] = Trained(model, x_train, y_train, x_test)
+    return trained
 
 
 def _report(tracker: Tracker, run_ids: list[str]) -> None:
@@ -138,3 +150,47 @@ def _report(tracker: Tracker, run_ids: list[str]) -> None:
     print_table(
         "comparison (≠ marks differences)", ["", "key", *(r.name for r in comparison.runs)], rows
     )
+
+
+def _register(tracker: Tracker, settings: Settings, trained: dict[str, Trained]) -> None:
+    """Register this demo's best model as champion and the runner-up as challenger."""
+    from rich.markdown import Markdown
+
+    from modelyard.models._load import load_model
+    from modelyard.models._package import ModelSpec, log_model
+    from modelyard.registry._default import registry_of
+    from modelyard.tracking._environment import current_user
+
+    registry = registry_of(tracker)
+    user = current_user()
+    auc = {run_id: tracker.get_run(run_id).metrics["auc"].value for run_id in trained}
+    best = sorted(trained, key=auc.__getitem__, reverse=True)
+    versions = []
+    for run_id, alias in zip(best[:2], ("champion", "challenger"), strict=False):
+        chosen = trained[run_id]
+        spec = ModelSpec(
+            name=MODEL,
+            artifact_path="model",
+            training_data=(chosen.x_train, chosen.y_train),
+            description="Flags likely malignant breast tumours from 30 cell-nucleus measurements "
+            "(demo data); for trying modelyard, not for diagnosis.",
+        )
+        version = log_model(chosen.model, spec, run_id=run_id, tracker=tracker, registry=registry)
+        registry.set_alias(MODEL, alias, version.version, actor=user, reason=f"demo: {alias}")
+        versions.append(version)
+        console.print(f"  registered {MODEL} version {version.version} as {alias}")
+    champion = load_model(
+        f"models:/{MODEL}@champion",
+        tracker=tracker,
+        registry=registry,
+        cache_dir=settings.home / "cache" / "models",
+    )
+    sample = trained[best[0]].x_test[:3]
+    console.print(f"  models:/{MODEL}@champion predicts {champion.predict(sample).tolist()}")
+    lineage = registry.lineage(MODEL, versions[0].version)
+    print_table(
+        f"lineage of {MODEL} version {versions[0].version}",
+        ["dataset", "role", "digest", "rows"],
+        [(d.name, d.role, d.digest[:12], fmt(d.num_rows)) for d in lineage.datasets],
+    )
+    console.print(Markdown(registry.card(MODEL, versions[0].version)))

@@ -1,4 +1,5 @@
-"""The registry over the metadata database: versions, aliases and their history, approvals."""
+"""The registry over the metadata database: versions, aliases and their history, approvals,
+and the queries across them (lineage, search, compare, model cards)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,32 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, delete, select, update
+from pydantic import ValidationError
+from sqlalchemy import Connection, Table, and_, delete, select, update
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 
-from modelyard.errors import AlreadyExists, Conflict, InvalidInput, NotFound, PermissionDenied
-from modelyard.registry._entities import ModelVersion, RegisteredModel, RegistryEvent
-from modelyard.store import MetadataStore
+from modelyard.errors import (
+    AlreadyExists,
+    Conflict,
+    IntegrityError,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+)
+from modelyard.models import Manifest
+from modelyard.registry._card import render_card
+from modelyard.registry._compare import compare
+from modelyard.registry._entities import (
+    Lineage,
+    ModelVersion,
+    RegisteredModel,
+    RegistryEvent,
+    VersionComparison,
+)
+from modelyard.registry._lineage import dataset_digests, keys_trained_on, lineage_of
+from modelyard.registry._load import load_versions
+from modelyard.registry._search import search_version_keys
+from modelyard.store import ArtifactStore, MetadataStore
 from modelyard.store._tables import (
     AliasEventRow,
     AliasRow,
@@ -25,7 +46,8 @@ from modelyard.store._tables import (
     table_of,
 )
 from modelyard.tracking import _validate as v
-from modelyard.tracking._entities import now_ms
+from modelyard.tracking._entities import Run, now_ms
+from modelyard.tracking._sql_load import load_runs
 
 M = table_of(RegisteredModelRow)
 MT = table_of(RegisteredModelTagRow)
@@ -60,10 +82,16 @@ def parse_model_uri(uri: str) -> tuple[str, int | None, str | None]:
 
 
 class SqlRegistry:
-    """Registered models and their versions, in the metadata database."""
+    """Registered models and their versions, in the metadata database; manifests are read
+    from the artifact store."""
 
-    def __init__(self, metadata: MetadataStore) -> None:
+    def __init__(self, metadata: MetadataStore, artifacts: ArtifactStore) -> None:
         self.metadata = metadata
+        self.artifacts = artifacts
+
+    def close(self) -> None:
+        """Release the metadata database's connections."""
+        self.metadata.close()
 
     # models ----------------------------------------------------------------------------
 
@@ -104,6 +132,33 @@ class SqlRegistry:
                 aliases.setdefault(model_id, {})[alias] = version
         return [_model(r, tags.get(r.id, {}), aliases.get(r.id, {})) for r in rows]
 
+    def update_model(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        delete_tags: Sequence[str] = (),
+    ) -> RegisteredModel:
+        """Change a model's description (None leaves it, "" clears it), set `tags` (adding
+        or overwriting) and remove `delete_tags` (each must exist)."""
+        if description is not None:
+            v.check_text("description", description)
+        clean_tags, deleted = _tag_changes(tags, delete_tags)
+
+        def work(conn: Connection) -> None:
+            model_id = self._model_row(conn, name).id
+            if description is not None:
+                conn.execute(
+                    update(M).where(M.c.id == model_id).values(description=description or None)
+                )
+            self._change_tags(
+                conn, MT, {"model_id": model_id}, clean_tags, deleted, f"model {name!r}"
+            )
+
+        self.metadata.write(work)
+        return self.get_model(name)
+
     def set_protected_aliases(self, name: str, aliases: Sequence[str]) -> RegisteredModel:
         """Aliases only an approved version may take."""
         clean = sorted({check_alias(a) for a in aliases})
@@ -132,7 +187,11 @@ class SqlRegistry:
         description: str | None = None,
         tags: Mapping[str, Any] | None = None,
     ) -> ModelVersion:
-        """The next version of `name` (the model is created on first use); numbers never repeat."""
+        """The next version of `name` (the model is created on first use); numbers never repeat.
+
+        `manifest_digest` must name a manifest in the artifact store, of run `run_id` if
+        given.
+        """
         v.check_name("model", name)
         v.check_name("user", created_by)
         if run_id is not None:
@@ -140,6 +199,8 @@ class SqlRegistry:
         if description is not None:
             v.check_text("description", description)
         clean_tags = v.string_map("tag", tags)
+        if manifest_digest is not None:
+            self._check_manifest(manifest_digest, run_id)
 
         def work(conn: Connection) -> int:
             model_id = self._model_id_creating(conn, name)
@@ -183,17 +244,41 @@ class SqlRegistry:
 
     def get_version(self, name: str, version: int) -> ModelVersion:
         with self.metadata.read() as conn:
-            versions = self._versions(conn, name, version)
-        if not versions:
-            model = self.get_model(name)
-            raise NotFound(
-                f"model {name!r} has no version {version}; versions run 1..{model.latest_version}"
-            )
-        return versions[0]
+            return self._version(conn, name, version)
+
+    def update_version(
+        self,
+        name: str,
+        version: int,
+        *,
+        description: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        delete_tags: Sequence[str] = (),
+    ) -> ModelVersion:
+        """Change a version's description (None leaves it, "" clears it) and tags; its
+        files, manifest, run and flavor never change."""
+        if description is not None:
+            v.check_text("description", description)
+        clean_tags, deleted = _tag_changes(tags, delete_tags)
+
+        def work(conn: Connection) -> None:
+            model_id = self._version_exists(conn, name, version)
+            keys = {"model_id": model_id, "version": version}
+            if description is not None:
+                conn.execute(
+                    update(V)
+                    .where(V.c.model_id == model_id, V.c.version == version)
+                    .values(description=description or None)
+                )
+            what = f"version {version} of {name!r}"
+            self._change_tags(conn, VT, keys, clean_tags, deleted, what)
+
+        self.metadata.write(work)
+        return self.get_version(name, version)
 
     def list_versions(self, name: str) -> list[ModelVersion]:
         with self.metadata.read() as conn:
-            return self._versions(conn, name, None)
+            return self._versions(conn, name)
 
     def resolve(self, uri: str) -> ModelVersion:
         """The version a `models:/name/3` or `models:/name@alias` URI names now."""
@@ -228,6 +313,74 @@ class SqlRegistry:
 
         self.metadata.write(work)
         return self.get_version(name, version)
+
+    def get_manifest(self, name: str, version: int) -> Manifest | None:
+        """The manifest of a version, read and verified from the artifact store (None for
+        a version registered without one)."""
+        return self._manifest(self.get_version(name, version))
+
+    # queries -----------------------------------------------------------------------------
+
+    def lineage(self, name: str, version: int) -> Lineage:
+        """The run a version came from, the run's code commit and the datasets it used."""
+        with self.metadata.read() as conn:
+            found = self._version(conn, name, version)
+            return lineage_of(found, self._run(conn, found.run_id))
+
+    def versions_trained_on(self, dataset: str) -> list[ModelVersion]:
+        """Versions whose run used `dataset` in any role, by model name and version.
+
+        `dataset` is a dataset digest (64 hex) or a dataset name (every digest logged
+        under that name).
+        """
+        v.check_name("dataset", dataset)
+        with self.metadata.read() as conn:
+            return load_versions(conn, keys_trained_on(conn, dataset_digests(conn, dataset)))
+
+    def search_versions(
+        self,
+        filter: str | None = None,
+        *,
+        name: str | None = None,
+        order_by: Sequence[str] | None = None,
+        max_results: int = 1000,
+    ) -> list[ModelVersion]:
+        """Versions matching `filter` (see `VERSION_GRAMMAR`), of every model or of `name`;
+        ordered by `order_by` items (e.g. `metrics.auc desc`), then name and version."""
+        if isinstance(max_results, bool) or not 1 <= max_results <= 50_000:
+            raise InvalidInput(f"max_results must be between 1 and 50000, got {max_results}")
+        with self.metadata.read() as conn:
+            model_id = None if name is None else int(self._model_row(conn, name).id)
+            keys = search_version_keys(
+                conn, filter, model_id=model_id, order_by=order_by, limit=max_results
+            )
+            return load_versions(conn, keys)
+
+    def compare_versions(self, name: str, a: int, b: int) -> VersionComparison:
+        """Versions `a` and `b` of `name` side by side: metrics, params, signature,
+        flavor and requirements."""
+        with self.metadata.read() as conn:
+            versions = (self._version(conn, name, a), self._version(conn, name, b))
+            runs = (self._run(conn, versions[0].run_id), self._run(conn, versions[1].run_id))
+        manifests = (self._manifest(versions[0]), self._manifest(versions[1]))
+        return compare(versions, runs, manifests)
+
+    def card(self, name: str, version: int) -> str:
+        """A Markdown model card of a version, from everything the registry knows."""
+        with self.metadata.read() as conn:
+            found = self._version(conn, name, version)
+            run = self._run(conn, found.run_id)
+        model = self.get_model(name)
+        events = [
+            e for e in self.history(name) if version in (e.version, e.from_version, e.to_version)
+        ]
+        return render_card(
+            model,
+            lineage_of(found, run),
+            manifest=self._manifest(found),
+            metrics={} if run is None else {k: m.value for k, m in run.metrics.items()},
+            events=events,
+        )
 
     # aliases ---------------------------------------------------------------------------
 
@@ -404,9 +557,11 @@ class SqlRegistry:
     def _version_status(conn: Connection, model: Any, version: int) -> str:
         """The status of `version` of the model row `model`; NotFound when it has none."""
         v.check_int64("version", version)
-        status = conn.execute(
-            select(V.c.status).where(V.c.model_id == model.id, V.c.version == version)
-        ).scalar()
+        status = None
+        if 0 < version <= model.latest_version:  # also keeps huge numbers off the int column
+            status = conn.execute(
+                select(V.c.status).where(V.c.model_id == model.id, V.c.version == version)
+            ).scalar()
         if status is None:
             raise NotFound(
                 f"model {model.name!r} has no version {version}; "
@@ -495,38 +650,94 @@ class SqlRegistry:
             )
         )
 
-    def _versions(self, conn: Connection, name: str, version: int | None) -> list[ModelVersion]:
-        model_id = self._model_row(conn, name).id
-        query = select(V).where(V.c.model_id == model_id).order_by(V.c.version)
-        if version is not None:
-            query = query.where(V.c.version == v.check_int64("version", version))
-        rows = conn.execute(query).all()
-        tags: dict[int, dict[str, str]] = {}
-        for ver, key, value in conn.execute(
-            select(VT.c.version, VT.c.key, VT.c.value).where(VT.c.model_id == model_id)
-        ):
-            tags.setdefault(ver, {})[key] = value
-        aliases: dict[int, list[str]] = {}
-        for alias, ver in conn.execute(
-            select(AL.c.alias, AL.c.version).where(AL.c.model_id == model_id)
-        ):
-            aliases.setdefault(ver, []).append(alias)
-        return [
-            ModelVersion(
-                name,
-                r.version,
-                r.status,
-                r.created_at,
-                r.created_by,
-                r.run_id,
-                r.manifest_digest,
-                r.flavor,
-                r.description,
-                tags.get(r.version, {}),
-                tuple(sorted(aliases.get(r.version, []))),
+    def _versions(self, conn: Connection, name: str) -> list[ModelVersion]:
+        model_id = int(self._model_row(conn, name).id)
+        query = select(V.c.version).where(V.c.model_id == model_id).order_by(V.c.version)
+        return load_versions(conn, [(model_id, number) for number in conn.scalars(query)])
+
+    def _version(self, conn: Connection, name: str, version: int) -> ModelVersion:
+        """Version `version` of `name`; NotFound saying which versions exist."""
+        model_id = self._version_exists(conn, name, version)
+        return load_versions(conn, [(model_id, version)])[0]
+
+    def _check_manifest(self, digest: str, run_id: str | None) -> None:
+        """Refuse a digest that names no stored manifest, or the manifest of another run."""
+        try:
+            data = self.artifacts.read_bytes(digest)
+        except NotFound:
+            raise NotFound(
+                f"no stored manifest with digest {digest}; store the manifest first "
+                "(my.log_model stores it and registers the version)"
+            ) from None
+        try:
+            manifest = Manifest.from_bytes(data)
+        except (IntegrityError, ValidationError):
+            raise InvalidInput(
+                f"the blob with digest {digest} is not a model manifest; register the digest "
+                "of the manifest.json my.log_model stores"
+            ) from None
+        if run_id is not None and manifest.run_id != run_id:
+            raise InvalidInput(
+                f"the manifest {digest} belongs to run {manifest.run_id}, not {run_id}; "
+                "register it with its own run (or without run_id)"
             )
-            for r in rows
-        ]
+
+    def _manifest(self, version: ModelVersion) -> Manifest | None:
+        if version.manifest_digest is None:
+            return None
+        data = self.artifacts.read_bytes(version.manifest_digest)
+        try:
+            return Manifest.from_bytes(data)
+        except ValidationError as exc:
+            first = ".".join(map(str, exc.errors()[0]["loc"]))
+            raise IntegrityError(
+                f"the manifest of version {version.version} of {version.name!r} "
+                f"({version.manifest_digest}) is not a valid manifest: "
+                f"{exc.error_count()} problem(s), the first at {first}"
+            ) from None
+
+    @staticmethod
+    def _run(conn: Connection, run_id: str | None) -> Run | None:
+        runs = [] if run_id is None else load_runs(conn, [run_id], with_environment=True)
+        return runs[0] if runs else None
+
+    def _change_tags(
+        self,
+        conn: Connection,
+        table: Table,
+        owner: dict[str, Any],
+        tags: dict[str, str],
+        deleted: Sequence[str],
+        what: str,
+    ) -> None:
+        """Upsert `tags` and delete `deleted` keys of the tag table rows of `owner`."""
+        where = [table.c[column] == value for column, value in owner.items()]
+        for key in deleted:
+            if conn.execute(delete(table).where(*where, table.c.key == key)).rowcount == 0:
+                known = ", ".join(sorted(conn.scalars(select(table.c.key).where(*where))))
+                raise NotFound(f"{what} has no tag {key!r}; tags: {known or 'none'}")
+        if tags:
+            insert = self.metadata.insert(table).values(
+                [{**owner, "key": k, "value": val} for k, val in tags.items()]
+            )
+            conn.execute(
+                insert.on_conflict_do_update(
+                    index_elements=[*owner, "key"], set_={"value": insert.excluded.value}
+                )
+            )
+
+
+def _tag_changes(
+    tags: Mapping[str, Any] | None, delete_tags: Sequence[str]
+) -> tuple[dict[str, str], list[str]]:
+    clean = v.string_map("tag", tags)
+    if isinstance(delete_tags, str):
+        raise InvalidInput("delete_tags is a list of tag names, not one string")
+    deleted = [v.check_key("tag", key) for key in dict.fromkeys(delete_tags)]
+    both = sorted(set(clean) & set(deleted))
+    if both:
+        raise InvalidInput(f"tag(s) {', '.join(both)} are both set and deleted; choose one")
+    return clean, deleted
 
 
 def _undo_stack(moves: Sequence[Any]) -> list[int]:

@@ -39,7 +39,7 @@ def create_app(backend: SqlTracking) -> FastAPI:
         return json_response({"status": "ok", "version": __version__})
 
     app.include_router(tracking_router(backend))
-    app.include_router(registry_router(SqlRegistry(backend.metadata)))
+    app.include_router(registry_router(SqlRegistry(backend.metadata, backend.artifacts)))
     return app
 
 

@@ -1,13 +1,22 @@
-"""REST routes of the model registry, a thin layer over `SqlRegistry`."""
+"""REST routes of the model registry, a thin layer over a `Registry` (the server's
+`SqlRegistry`); `RestRegistry` is their client."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
-from modelyard.registry import ModelVersion, RegisteredModel, RegistryEvent, SqlRegistry
+from modelyard.errors import NotFound
+from modelyard.registry import (
+    Lineage,
+    ModelVersion,
+    RegisteredModel,
+    Registry,
+    RegistryEvent,
+    VersionComparison,
+)
 from modelyard.tracking._wire import dump
 
 
@@ -25,6 +34,14 @@ class VersionIn(BaseModel):
     flavor: str | None = None
     description: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
+
+
+class MetadataPatch(BaseModel):
+    """Description: absent or null leaves it, "" clears it; tags are set, delete_tags removed."""
+
+    description: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    delete_tags: list[str] = Field(default_factory=list)
 
 
 class AliasMove(BaseModel):
@@ -56,8 +73,8 @@ def _json(value: Any, tp: Any, status_code: int = 200) -> Response:
     return Response(dump(value, tp), status_code=status_code, media_type="application/json")
 
 
-def registry_router(registry: SqlRegistry) -> APIRouter:
-    """Routes under /api/v1/models serving `registry`."""
+def registry_router(registry: Registry) -> APIRouter:
+    """Routes under /api/v1/models (plus version search and dataset lineage) over `registry`."""
     api = APIRouter(prefix="/api/v1/models", tags=["registry"])
 
     @api.get("")
@@ -77,6 +94,13 @@ def registry_router(registry: SqlRegistry) -> APIRouter:
     @api.get("/{name}")
     def get_model(name: str) -> Response:
         return _json(registry.get_model(name), RegisteredModel)
+
+    @api.patch("/{name}")
+    def update_model(name: str, body: MetadataPatch) -> Response:
+        updated = registry.update_model(
+            name, description=body.description, tags=body.tags, delete_tags=body.delete_tags
+        )
+        return _json(updated, RegisteredModel)
 
     @api.put("/{name}/protected-aliases")
     def protect(name: str, body: Protected) -> Response:
@@ -102,6 +126,39 @@ def registry_router(registry: SqlRegistry) -> APIRouter:
     @api.get("/{name}/versions/{version}")
     def get_version(name: str, version: int) -> Response:
         return _json(registry.get_version(name, version), ModelVersion)
+
+    @api.patch("/{name}/versions/{version}")
+    def update_version(name: str, version: int, body: MetadataPatch) -> Response:
+        updated = registry.update_version(
+            name,
+            version,
+            description=body.description,
+            tags=body.tags,
+            delete_tags=body.delete_tags,
+        )
+        return _json(updated, ModelVersion)
+
+    @api.get("/{name}/versions/{version}/manifest")
+    def get_manifest(name: str, version: int) -> Response:
+        manifest = registry.get_manifest(name, version)
+        if manifest is None:
+            raise NotFound(
+                f"version {version} of {name!r} has no manifest: it was registered without "
+                "log_model"
+            )
+        return Response(manifest.model_dump_json(), media_type="application/json")
+
+    @api.get("/{name}/versions/{version}/lineage")
+    def lineage(name: str, version: int) -> Response:
+        return _json(registry.lineage(name, version), Lineage)
+
+    @api.get("/{name}/versions/{version}/card")
+    def card(name: str, version: int) -> Response:
+        return Response(registry.card(name, version), media_type="text/markdown; charset=utf-8")
+
+    @api.get("/{name}/compare")
+    def compare(name: str, a: int, b: int) -> Response:
+        return _json(registry.compare_versions(name, a, b), VersionComparison)
 
     @api.post("/{name}/versions/{version}/status")
     def set_status(name: str, version: int, body: Status) -> Response:
@@ -138,4 +195,25 @@ def registry_router(registry: SqlRegistry) -> APIRouter:
     def history(name: str) -> Response:
         return _json(registry.history(name), list[RegistryEvent])
 
-    return api
+    queries = APIRouter(prefix="/api/v1", tags=["registry"])
+
+    @queries.get("/model-versions")
+    def search_versions(
+        filter: str | None = None,
+        name: str | None = None,
+        order_by: Annotated[list[str] | None, Query()] = None,
+        max_results: int = 1000,
+    ) -> Response:
+        found = registry.search_versions(
+            filter, name=name, order_by=order_by, max_results=max_results
+        )
+        return _json(found, list[ModelVersion])
+
+    @queries.get("/datasets/{dataset:path}/versions")
+    def versions_trained_on(dataset: str) -> Response:
+        return _json(registry.versions_trained_on(dataset), list[ModelVersion])
+
+    routes = APIRouter()
+    routes.include_router(api)
+    routes.include_router(queries)
+    return routes

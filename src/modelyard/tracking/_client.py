@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from contextvars import ContextVar, Token
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 
@@ -142,9 +142,7 @@ class ActiveRun:
         self, data: Any, name: str, role: str = "training", source: str | None = None
     ) -> DatasetInput:
         """Record which data this run used: content hash, schema, size, for lineage."""
-        dataset = describe_dataset(data, name=name, role=role, source=source)
-        self._backend.log_dataset(self.id, dataset)
-        return dataset
+        return self.tracker.log_dataset(self.id, data, name, role, source)
 
     def end(self, status: RunStatus | str = RunStatus.FINISHED) -> None:
         """Finish the run (idempotent) and make its parent, if any, active again."""
@@ -329,6 +327,18 @@ class Tracker:
 
     def read_artifact(self, run_id: str, path: str) -> bytes:
         return self.backend.read_artifact(run_id, path)
+
+    def store_artifact(self, run_id: str, path: str, source: BinaryIO) -> Artifact:
+        """Store the bytes of `source` at `path` in run `run_id` (artifacts are immutable)."""
+        return self.backend.log_artifact(run_id, path, source)
+
+    def log_dataset(
+        self, run_id: str, data: Any, name: str, role: str = "training", source: str | None = None
+    ) -> DatasetInput:
+        """Record that run `run_id` used `data`: content hash, schema, size, for lineage."""
+        dataset = describe_dataset(data, name=name, role=role, source=source)
+        self.backend.log_dataset(run_id, dataset)
+        return dataset
 
     def download_artifact(self, run_id: str, path: str, dest: str | os.PathLike[str]) -> Path:
         """Copy an artifact to `dest` (a file, or a folder to put it in), hash verified."""

@@ -44,7 +44,7 @@ def capture_environment() -> dict[str, Any]:
         },
         "command": {"argv": list(sys.argv), "cwd": cwd},
         "git": _git_state(cwd),
-        "packages": _installed_packages(),
+        "packages": installed_packages(),
     }
 
 
@@ -55,7 +55,7 @@ def current_user() -> str:
         return "unknown"
 
 
-def _installed_packages() -> dict[str, str]:
+def installed_packages() -> dict[str, str]:
     """Name and version of every distribution on `sys.path`, read from folder names.
 
     `*.dist-info` / `*.egg-info` folders carry both in their names, which is far faster

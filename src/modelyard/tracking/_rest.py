@@ -11,7 +11,8 @@ from urllib.parse import quote
 
 import httpx
 
-from modelyard.errors import IntegrityError, ModelyardError, StoreUnavailable, error_from_name
+from modelyard._http import ServerApi, raise_for, seg
+from modelyard.errors import IntegrityError, StoreUnavailable
 from modelyard.tracking import _validate as v
 from modelyard.tracking._entities import (
     Artifact,
@@ -28,58 +29,56 @@ from modelyard.tracking._entities import (
 )
 from modelyard.tracking._wire import dump, load
 
-_JSON = {"Content-Type": "application/json"}
-
 
 class RestTracking:
     """A `TrackingBackend` that talks to the REST API of a modelyard server."""
 
     def __init__(self, base_url: str, *, timeout_s: float = 60.0) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=f"{self.base_url}/api/v1", timeout=timeout_s)
+        self._api = ServerApi(base_url, timeout_s=timeout_s)
+        self.base_url = self._api.base_url
 
     def create_experiment(
         self, name: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None
     ) -> Experiment:
         body = {"name": name, "description": description, "tags": dict(tags or {})}
-        return load(self._call("POST", "/experiments", json=body).content, Experiment)
+        return load(self._api.call("POST", "/experiments", json=body).content, Experiment)
 
     def get_experiment(self, ref: str | int, *, create: bool = False) -> Experiment:
-        response = self._call("GET", f"/experiments/{_seg(str(ref))}", params={"create": create})
+        response = self._api.call("GET", f"/experiments/{seg(str(ref))}", params={"create": create})
         return load(response.content, Experiment)
 
     def list_experiments(self, view: View = "active") -> list[Experiment]:
         return load(
-            self._call("GET", "/experiments", params={"view": view}).content, list[Experiment]
+            self._api.call("GET", "/experiments", params={"view": view}).content, list[Experiment]
         )
 
     def set_experiment_deleted(self, experiment_id: int, deleted: bool) -> None:
         if deleted:
-            self._call("DELETE", f"/experiments/{experiment_id}")
+            self._api.call("DELETE", f"/experiments/{experiment_id}")
         else:
-            self._call("POST", f"/experiments/{experiment_id}/restore")
+            self._api.call("POST", f"/experiments/{experiment_id}/restore")
 
     def create_run(self, spec: RunSpec) -> Run:
-        return load(self._call("POST", "/runs", content=dump(spec, RunSpec)).content, Run)
+        return load(self._api.call("POST", "/runs", content=dump(spec, RunSpec)).content, Run)
 
     def get_run(self, run_id: str) -> Run:
-        return load(self._call("GET", f"/runs/{_seg(run_id)}").content, Run)
+        return load(self._api.call("GET", f"/runs/{seg(run_id)}").content, Run)
 
     def finish_run(self, run_id: str, status: RunStatus, end_time: int | None = None) -> None:
-        self._call(
+        self._api.call(
             "POST",
-            f"/runs/{_seg(run_id)}/finish",
+            f"/runs/{seg(run_id)}/finish",
             json={"status": RunStatus(status).value, "end_time": end_time},
         )
 
     def update_run(self, run_id: str, *, name: str | None = None, note: str | None = None) -> None:
-        self._call("PATCH", f"/runs/{_seg(run_id)}", json={"name": name, "note": note})
+        self._api.call("PATCH", f"/runs/{seg(run_id)}", json={"name": name, "note": note})
 
     def set_run_deleted(self, run_id: str, deleted: bool) -> None:
         if deleted:
-            self._call("DELETE", f"/runs/{_seg(run_id)}")
+            self._api.call("DELETE", f"/runs/{seg(run_id)}")
         else:
-            self._call("POST", f"/runs/{_seg(run_id)}/restore")
+            self._api.call("POST", f"/runs/{seg(run_id)}/restore")
 
     def log_batch(
         self,
@@ -94,32 +93,32 @@ class RestTracking:
             tuple(v.metric_point(m) for m in metrics),
             v.string_map("tag", tags),
         )
-        self._call("POST", f"/runs/{_seg(run_id)}/log-batch", content=dump(batch, LogBatch))
+        self._api.call("POST", f"/runs/{seg(run_id)}/log-batch", content=dump(batch, LogBatch))
 
     def delete_tag(self, run_id: str, key: str) -> None:
-        self._call("DELETE", f"/runs/{_seg(run_id)}/tags/{quote(key)}")
+        self._api.call("DELETE", f"/runs/{seg(run_id)}/tags/{quote(key)}")
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
-        response = self._call("GET", f"/runs/{_seg(run_id)}/metric-history", params={"key": key})
+        response = self._api.call("GET", f"/runs/{seg(run_id)}/metric-history", params={"key": key})
         return load(response.content, list[Metric])
 
     def search_runs(self, query: RunQuery) -> RunPage:
         return load(
-            self._call("POST", "/runs/search", content=dump(query, RunQuery)).content, RunPage
+            self._api.call("POST", "/runs/search", content=dump(query, RunQuery)).content, RunPage
         )
 
     def log_artifact(self, run_id: str, path: str, source: BinaryIO) -> Artifact:
         path = v.artifact_path(path)
-        response = self._call(
+        response = self._api.call(
             "PUT",
-            f"/runs/{_seg(run_id)}/artifacts/{quote(path)}",
+            f"/runs/{seg(run_id)}/artifacts/{quote(path)}",
             content=_chunks(source),
             headers={"Content-Type": "application/octet-stream"},
         )
         return load(response.content, Artifact)
 
     def list_artifacts(self, run_id: str) -> list[Artifact]:
-        return load(self._call("GET", f"/runs/{_seg(run_id)}/artifacts").content, list[Artifact])
+        return load(self._api.call("GET", f"/runs/{seg(run_id)}/artifacts").content, list[Artifact])
 
     def read_artifact(self, run_id: str, path: str) -> bytes:
         with tempfile.SpooledTemporaryFile(max_size=64 << 20) as spool:
@@ -139,24 +138,24 @@ class RestTracking:
             raise
 
     def log_dataset(self, run_id: str, dataset: DatasetInput) -> None:
-        self._call("POST", f"/runs/{_seg(run_id)}/datasets", content=dump(dataset, DatasetInput))
+        self._api.call("POST", f"/runs/{seg(run_id)}/datasets", content=dump(dataset, DatasetInput))
 
     def info(self) -> dict[str, Any]:
-        server = self._call("GET", "/info").json()
+        server = self._api.call("GET", "/info").json()
         return {"mode": "remote", "tracking_uri": self.base_url, "server": server}
 
     def close(self) -> None:
-        self._http.close()
+        self._api.close()
 
     def _stream_artifact(self, run_id: str, path: str, out: Any) -> None:
         path = v.artifact_path(path)
-        url = f"/runs/{_seg(run_id)}/artifacts/{quote(path)}"
+        url = f"/runs/{seg(run_id)}/artifacts/{quote(path)}"
         digest = hashlib.sha256()
         try:
-            with self._http.stream("GET", url) as response:
+            with self._api.http.stream("GET", url) as response:
                 if response.status_code >= 400:
                     response.read()
-                    _raise_for(response)
+                    raise_for(response)
                 expected = response.headers.get("X-Modelyard-Digest", "")
                 for chunk in response.iter_bytes():
                     digest.update(chunk)
@@ -168,33 +167,6 @@ class RestTracking:
                 f"artifact {path!r} of run {run_id} arrived with sha256 {digest.hexdigest()}, "
                 f"expected {expected}: the blob is corrupt or the transfer was cut"
             )
-
-    def _call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        if "content" in kwargs and "headers" not in kwargs:
-            kwargs["headers"] = _JSON
-        try:
-            response = self._http.request(method, url, **kwargs)
-        except httpx.HTTPError as exc:
-            raise StoreUnavailable(
-                f"cannot reach the modelyard server at {self.base_url}: {exc}"
-            ) from exc
-        if response.status_code >= 400:
-            _raise_for(response)
-        return response
-
-
-def _raise_for(response: httpx.Response) -> None:
-    try:
-        error = response.json()["error"]
-        raise error_from_name(str(error["type"]), str(error["message"]))
-    except (ValueError, KeyError, TypeError):
-        raise ModelyardError(
-            f"server answered {response.status_code}: {response.text[:500]}"
-        ) from None
-
-
-def _seg(value: str) -> str:
-    return quote(value, safe="")
 
 
 def _chunks(source: BinaryIO, size: int = 1 << 20) -> Iterator[bytes]:

@@ -2,7 +2,8 @@
 
 Pure (no SQL, no I/O): the store turns the AST into a query. Every mistake a user can
 make (syntax, an unknown attribute, comparing a param with '<') is caught here and
-reported with its position and a caret under the offending token.
+reported with its position and a caret under the offending token. Runs are the default
+vocabulary; another store passes a `Grammar` naming its own attributes (model versions).
 
     metrics.auc > 0.9 and (params.penalty = 'l2' or tags."team name" like 'ml-%')
 """
@@ -11,8 +12,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal, TypeAlias
 
@@ -61,14 +62,12 @@ class OrderKey:
     descending: bool
 
 
-_ENTITIES: dict[str, Entity] = {
+_KEYED: dict[str, Entity] = {
     **dict.fromkeys(("metrics", "metric"), "metric"),
     **dict.fromkeys(("params", "param"), "param"),
     **dict.fromkeys(("tags", "tag"), "tag"),
-    **dict.fromkeys(("attributes", "attribute", "attr", "run"), "attribute"),
 }
 _PREFIXES = "metrics., params., tags. or attributes."
-_ATTRIBUTE_ALIASES = {"id": "run_id", "name": "run_name"}
 _STATUSES = ("running", "finished", "failed", "killed")
 _SYMBOL_OPS = {"==": "=", "<>": "!="} | {op: op for op in ("=", "!=", "<", "<=", ">", ">=")}
 _NULL_OPS = ("is null", "is not null")
@@ -218,12 +217,22 @@ def _to_time(tok: _Token) -> Scalar | None:
         return None
 
 
-def _to_status(tok: _Token) -> Scalar | None:
-    status = str(tok.value).lower()
-    return status if tok.kind == "string" and status in _STATUSES else None
+def _to_integer(tok: _Token) -> Scalar | None:
+    value = tok.value
+    if tok.kind == "number" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value if tok.kind == "number" and isinstance(value, int) else None
 
 
-def _to_experiment_id(tok: _Token) -> Scalar | None:
+def _to_choice(choices: tuple[str, ...]) -> Callable[[_Token], Scalar | None]:
+    def convert(tok: _Token) -> Scalar | None:
+        choice = str(tok.value).lower()
+        return choice if tok.kind == "string" and choice in choices else None
+
+    return convert
+
+
+def _to_id(tok: _Token) -> Scalar | None:
     if isinstance(tok.value, int):
         return tok.value
     if tok.kind == "string" and re.fullmatch(r"\s*[0-9]{1,18}\s*", str(tok.value)):
@@ -246,21 +255,80 @@ _RULES: dict[Entity, _Rule] = {
     "tag": _Rule("tags are strings", _STRING_OPS, _to_string),
 }
 _TIME = "a time (unix milliseconds or an ISO-8601 date string)"
-_ATTRIBUTES: dict[str, _Rule] = {
-    "run_id": _Rule("attributes.run_id is a string", _STRING_OPS, _to_string),
-    "run_name": _Rule("attributes.run_name is a string", _STRING_OPS, _to_string),
-    "status": _Rule(f"attributes.status is one of {', '.join(_STATUSES)}", _SET_OPS, _to_status),
-    "start_time": _Rule(f"attributes.start_time is {_TIME}", _NUMBER_OPS, _to_time),
-    "end_time": _Rule(f"attributes.end_time is {_TIME}", _NUMBER_OPS, _to_time),
-    "experiment_id": _Rule("attributes.experiment_id is an integer", _SET_OPS, _to_experiment_id),
-    "parent_id": _Rule("attributes.parent_id is a string", _STRING_OPS, _to_string),
-    "user": _Rule("attributes.user is a string", _STRING_OPS, _to_string),
-    "lifecycle": _Rule("attributes.lifecycle is a string", _STRING_OPS, _to_string),
-}
-_ATTRIBUTE_LIST = ", ".join(
-    name + "".join(f" (or {alias})" for alias, to in _ATTRIBUTE_ALIASES.items() if to == name)
-    for name in _ATTRIBUTES
+
+AttributeType = Literal["string", "integer", "id", "time", "choice"]
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """A filterable attribute; its type decides the operators and how values are read.
+
+    `integer` compares with <, >, …; `id` is an integer matched with =, != and in (a
+    quoted number works too); `choice` is one of `choices`.
+    """
+
+    type: AttributeType
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Grammar:
+    """What a filter may name besides metrics., params. and tags.: its attributes.
+
+    `aliases` maps other spellings onto attribute names; `prefixes` introduce an
+    attribute (`attributes.status`); with `bare` an attribute may also be named alone
+    (`status = 'ready'`).
+    """
+
+    attributes: Mapping[str, Attribute]
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    prefixes: tuple[str, ...] = ("attributes", "attribute", "attr")
+    bare: bool = False
+
+
+RUN_GRAMMAR = Grammar(
+    attributes={
+        "run_id": Attribute("string"),
+        "run_name": Attribute("string"),
+        "status": Attribute("choice", _STATUSES),
+        "start_time": Attribute("time"),
+        "end_time": Attribute("time"),
+        "experiment_id": Attribute("id"),
+        "parent_id": Attribute("string"),
+        "user": Attribute("string"),
+        "lifecycle": Attribute("string"),
+    },
+    aliases={"id": "run_id", "name": "run_name"},
+    prefixes=("attributes", "attribute", "attr", "run"),
 )
+"""The attributes of run search."""
+
+
+def _rule(label: str, attribute: Attribute) -> _Rule:
+    if attribute.type == "string":
+        return _Rule(f"{label} is a string", _STRING_OPS, _to_string)
+    if attribute.type == "time":
+        return _Rule(f"{label} is {_TIME}", _NUMBER_OPS, _to_time)
+    if attribute.type == "integer":
+        return _Rule(f"{label} is an integer", _NUMBER_OPS, _to_integer)
+    if attribute.type == "id":
+        return _Rule(f"{label} is an integer", _SET_OPS, _to_id)
+    choices = ", ".join(attribute.choices)
+    return _Rule(f"{label} is one of {choices}", _SET_OPS, _to_choice(attribute.choices))
+
+
+def _attribute_rules(grammar: Grammar) -> dict[str, _Rule]:
+    return {
+        name: _rule(name if grammar.bare else f"attributes.{name}", attribute)
+        for name, attribute in grammar.attributes.items()
+    }
+
+
+def _attribute_list(grammar: Grammar) -> str:
+    return ", ".join(
+        name + "".join(f" (or {alias})" for alias, to in grammar.aliases.items() if to == name)
+        for name in grammar.attributes
+    )
 
 
 def _join(kind: type[And] | type[Or], items: list[Expr]) -> Expr:
@@ -273,10 +341,12 @@ def _join(kind: type[And] | type[Or], items: list[Expr]) -> Expr:
 class _Parser:
     """Recursive descent: or_expr := and_expr ('or' and_expr)*; and_expr := primary ('and' …)*."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, grammar: Grammar) -> None:
         self.tokens = _tokenize(text)
         self.index = 0
         self.depth = 0
+        self.grammar = grammar
+        self.attributes = _attribute_rules(grammar)
 
     def peek(self) -> _Token:
         return self.tokens[self.index]
@@ -323,36 +393,40 @@ class _Parser:
         tok = self.advance()
         if tok.kind == "ident":
             prefix = tok.text.split(".", 1)[0]
-            entity = _ENTITIES.get(prefix.lower())
-            if entity is None:
+            entity = _KEYED.get(prefix.lower())
+            if entity is None and prefix.lower() not in self.grammar.prefixes:
                 raise _ParseError(f"unknown entity {prefix!r}", tok.pos, f"use {_PREFIXES}")
             if not tok.value:
                 hint = f"quote unusual keys with backquotes, e.g. {prefix}.`my key`"
                 raise _ParseError(f"expected a key after {tok.text!r}", tok.pos, hint)
-            if entity != "attribute":
+            if entity is not None:
                 return entity, str(tok.value)
-            name = str(tok.value).lower()
-            name = _ATTRIBUTE_ALIASES.get(name, name)
-            if name not in _ATTRIBUTES:
-                hint = f"attributes are {_ATTRIBUTE_LIST}"
-                raise _ParseError(
-                    f"unknown attribute {tok.value!r}", tok.pos, hint, malformed=False
-                )
-            return entity, name
+            return "attribute", self.attribute_name(tok, "")
         if tok.kind == "word" and tok.value == "not":
             hint = "'not' only works as 'not like', 'not ilike' or 'not in'"
             raise _ParseError(f"unexpected {_show(tok)}", tok.pos, hint)
+        if self.grammar.bare and tok.kind == "word" and tok.value not in _KEYWORDS:
+            hint = f"; metrics, params and tags need their prefix, e.g. 'metrics.{tok.text}'"
+            return "attribute", self.attribute_name(tok, hint)
         if tok.kind == "name" or (tok.kind == "word" and tok.value not in _KEYWORDS):
             hint = f"use {_PREFIXES}, e.g. 'metrics.{tok.text}'"
             raise _ParseError(f"{tok.text!r} needs an entity prefix", tok.pos, hint)
         context = f" after {after.text!r}" if after else ""
         raise _ParseError(f"expected {expected}{context}, found {_show(tok)}", tok.pos)
 
+    def attribute_name(self, tok: _Token, hint: str) -> str:
+        name = str(tok.value).lower()
+        name = self.grammar.aliases.get(name, name)
+        if name not in self.attributes:
+            hint = f"attributes are {_attribute_list(self.grammar)}{hint}"
+            raise _ParseError(f"unknown attribute {tok.value!r}", tok.pos, hint, malformed=False)
+        return name
+
     def parse_comparison(self, after: _Token | None) -> Comparison:
         ident = self.peek()
         entity, key = self.parse_identifier("a condition", after)
         op, op_tok = self.parse_operator(ident)
-        rule = _RULES.get(entity) or _ATTRIBUTES[key]
+        rule = _RULES.get(entity) or self.attributes[key]
         if op not in rule.ops:
             reason, hint = f"{rule.what}, so {op!r} does not apply", f"use {', '.join(rule.ops)}"
             raise _ParseError(reason, op_tok.pos, hint, malformed=False)
@@ -428,12 +502,12 @@ class _Parser:
         return value
 
 
-def parse_filter(text: str | None) -> Expr | None:
-    """Parse a run-search filter; None or blank text means no filter."""
+def parse_filter(text: str | None, grammar: Grammar = RUN_GRAMMAR) -> Expr | None:
+    """Parse a search filter (of runs, or what `grammar` names); None or blank means none."""
     if text is None or not text.strip():
         return None
     try:
-        parser = _Parser(text)
+        parser = _Parser(text, grammar)
         expr = parser.parse_or()
         tail = parser.peek()
         if parser.at("punct", ")"):
@@ -448,16 +522,20 @@ def parse_filter(text: str | None) -> Expr | None:
     return expr
 
 
-def parse_order_by(items: Sequence[str] | None) -> tuple[OrderKey, ...]:
+def parse_order_by(
+    items: Sequence[str] | None, grammar: Grammar = RUN_GRAMMAR
+) -> tuple[OrderKey, ...]:
     """Parse order-by items such as `metrics.auc desc` or `attributes.start_time` (ascending)."""
     if items is None:
         return ()
-    return tuple(_parse_order_key(item) for item in ([items] if isinstance(items, str) else items))
+    return tuple(
+        _parse_order_key(item, grammar) for item in ([items] if isinstance(items, str) else items)
+    )
 
 
-def _parse_order_key(text: str) -> OrderKey:
+def _parse_order_key(text: str, grammar: Grammar) -> OrderKey:
     try:
-        parser = _Parser(text)
+        parser = _Parser(text, grammar)
         ident = parser.peek()
         if ident.kind == "end":
             raise _ParseError("empty item", ident.pos, "expected e.g. 'metrics.auc desc'")

@@ -71,7 +71,7 @@ def _condition(expr: Expr) -> ColumnElement[bool]:
 def _comparison(c: Comparison) -> ColumnElement[bool]:
     _check_literal(c)
     if c.entity == "attribute":
-        return _apply(_ATTRIBUTES[c.key], c.op, c.value)
+        return apply_operator(_ATTRIBUTES[c.key], c.op, c.value)
     table = _KEYED[c.entity]
     present = and_(table.c.run_id == R.c.id, table.c.key == c.key)
     if c.entity == "metric":  # a NULL metric value stands for NaN: never matches a comparison
@@ -80,7 +80,7 @@ def _comparison(c: Comparison) -> ColumnElement[bool]:
         return not_(exists().where(present))
     if c.op == "is not null":
         return exists().where(present)
-    return exists().where(present, _apply(table.c.value, c.op, c.value))
+    return exists().where(present, apply_operator(table.c.value, c.op, c.value))
 
 
 _INTEGER_ATTRIBUTES = frozenset({"start_time", "end_time", "experiment_id"})
@@ -121,7 +121,8 @@ _OPERATORS: dict[str, Callable[[Column[Any], Any], Any]] = {
 }
 
 
-def _apply(column: Column[Any], op: str, value: Any) -> ColumnElement[bool]:
+def apply_operator(column: Column[Any], op: str, value: Any) -> ColumnElement[bool]:
+    """`column <op> value` for a filter operator (`like`, `not in`, `is null`, …)."""
     return cast(ColumnElement[bool], _OPERATORS[op](column, value))
 
 

@@ -1,0 +1,125 @@
+"""One registry workload on modelyard, run by `bench/registry.py` with the project's interpreter.
+
+Argument: a JSON spec (workload, folder, sizes). Prints one JSON object on stdout.
+The mirror of `_registry_mlflow_worker.py`; only the `cold` workload is timed from outside.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import modelyard as my
+
+MODEL = "lr"
+URI = f"models:/{MODEL}@champion"
+PACKAGES = ("scikit-learn", "skops", "numpy", "scipy")  # checked in the stored manifest
+
+
+def fitted_model() -> tuple[Any, Any]:
+    """The logistic regression every workload uses, and its data."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+
+    features, target = load_breast_cancer(return_X_y=True)
+    return LogisticRegression(max_iter=10_000).fit(features, target), features
+
+
+def import_serializer() -> None:
+    """Both tools store scikit-learn models with skops, whose import scans every scikit-learn
+    module (seconds, more with torch installed): a cost of the library and of what else the
+    venv holds, not of either tool, so it is paid before the clock. (r3) includes it."""
+    import skops.io  # noqa: F401
+
+
+def installed_versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    return {name: version(name) for name in PACKAGES}
+
+
+def run_register(spec: dict[str, Any]) -> dict[str, Any]:
+    """(r1) `versions` x log_model + register in one run, then point `champion` at the last."""
+    model, features = fitted_model()
+    example = features[:5]
+    import_serializer()
+    my.create_experiment("bench")
+    with my.start_run(experiment="bench"):
+        calls = []
+        for i in range(spec["versions"]):
+            start = time.perf_counter()
+            version = my.log_model(
+                model, MODEL, artifact_path=f"{MODEL}-{i:03d}", input_example=example
+            )
+            calls.append(time.perf_counter() - start)
+    assert version.version == spec["versions"], f"registered {version.version} versions"
+    my.registry.set_alias(MODEL, "champion", version.version)
+    loaded = my.load_model(URI)
+    expected = model.predict(features)
+    if not (loaded.predict(features) == expected).all():
+        raise SystemExit("the model loaded by alias predicts differently from the original")
+    return {
+        "versions": len(calls),
+        "seconds": sum(calls),
+        "first_seconds": calls[0],
+        "rest_median_seconds": statistics.median(calls[1:] or calls),
+        "requirements": recorded_requirements(MODEL, 1, Path(spec["folder"])),
+        "installed": installed_versions(),
+        "predictions": digest(expected),
+        "row": features[:1].tolist(),
+        "row_prediction": expected[:1].tolist(),
+    }
+
+
+def digest(predictions: Any) -> str:
+    return hashlib.sha256(predictions.astype("int64").tobytes()).hexdigest()
+
+
+def recorded_requirements(name: str, version: int, folder: Path) -> dict[str, str]:
+    """The `requirements` of the version's stored manifest.json, read from the file itself."""
+    stored = my.registry.get_version(name, version)
+    assert stored.run_id is not None
+    path = my.download_artifact(stored.run_id, f"{name}-{version - 1:03d}/manifest.json", folder)
+    requirements: dict[str, str] = json.loads(path.read_bytes())["requirements"]
+    return requirements
+
+
+def run_warm(spec: dict[str, Any]) -> dict[str, Any]:
+    """(r2) resolve `champion`, load and predict one row, `loads` times after one warm-up."""
+    import numpy as np
+
+    row = np.asarray(spec["row"])
+    samples = []
+    for _ in range(spec["loads"] + 1):
+        start = time.perf_counter()
+        prediction = my.load_model(URI).predict(row)
+        samples.append(time.perf_counter() - start)
+    return {"seconds": statistics.median(samples[1:]), "prediction": prediction.tolist()}
+
+
+def run_cold(spec: dict[str, Any]) -> dict[str, Any]:
+    """(r3) the first prediction of a fresh process; the parent times it from spawn."""
+    import numpy as np
+
+    return {"prediction": my.load_model(URI).predict(np.asarray(spec["row"])).tolist()}
+
+
+WORKLOADS = {"register": run_register, "warm": run_warm, "cold": run_cold}
+
+
+def main() -> None:
+    spec = json.loads(sys.argv[1])
+    os.chdir(spec["folder"])
+    my.configure(home=spec["folder"])
+    result = WORKLOADS[spec["workload"]](spec)
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
