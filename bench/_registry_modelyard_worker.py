@@ -31,13 +31,6 @@ def fitted_model() -> tuple[Any, Any]:
     return LogisticRegression(max_iter=10_000).fit(features, target), features
 
 
-def import_serializer() -> None:
-    """Both tools store scikit-learn models with skops, whose import scans every scikit-learn
-    module (seconds, more with torch installed): a cost of the library and of what else the
-    venv holds, not of either tool, so it is paid before the clock. (r3) includes it."""
-    import skops.io  # noqa: F401
-
-
 def installed_versions() -> dict[str, str]:
     from importlib.metadata import version
 
@@ -48,7 +41,6 @@ def run_register(spec: dict[str, Any]) -> dict[str, Any]:
     """(r1) `versions` x log_model + register in one run, then point `champion` at the last."""
     model, features = fitted_model()
     example = features[:5]
-    import_serializer()
     my.create_experiment("bench")
     with my.start_run(experiment="bench"):
         calls = []

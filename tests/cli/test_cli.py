@@ -195,7 +195,11 @@ def test_runs_list_shows_runs_newest_first_with_their_metrics(seeded: Seeded) ->
 
 def test_runs_list_experiment_option_is_repeatable_and_takes_names_or_ids(seeded: Seeded) -> None:
     iris_id = str(my.get_experiment("iris").id)
-    assert names(cli_json(seeded.home, "runs", "list", "-e", iris_id)) == ["rf", "lr-b", "lr-a"]
+    assert sorted(names(cli_json(seeded.home, "runs", "list", "-e", iris_id))) == [
+        "lr-a",
+        "lr-b",
+        "rf",
+    ]
     both = cli_json(seeded.home, "runs", "list", "-e", "iris", "-e", "other")
     assert sorted(names(both)) == ["lr-a", "lr-b", "rf", "x"]
 

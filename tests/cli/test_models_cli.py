@@ -187,3 +187,25 @@ def test_models_commands_use_the_server_named_by_tracking_uri(
     assert missing.exit_code != 0 and isinstance(missing.exception, NotFound)
     assert "'no-such' does not exist" in missing.exception.message
     assert not (tmp_path / ".modelyard").exists()  # nothing was written locally
+
+
+def test_manifest_prints_what_log_model_stored(tmp_path: Path) -> None:
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    import modelyard as my
+
+    x, y = load_iris(return_X_y=True, as_frame=True)
+    my.configure(home=tmp_path)
+    try:
+        with my.start_run():
+            my.log_model(LogisticRegression(max_iter=500).fit(x, y), "iris", input_example=x[:5])
+        my.registry.create_version("iris")
+    finally:
+        my.configure(home=tmp_path / "unused")
+    manifest = json.loads(invoke(tmp_path, "models", "manifest", "iris", "1"))
+    assert manifest["flavor"] == "sklearn"
+    assert [f["path"] for f in manifest["files"]] == ["model.skops"]
+    assert [c["name"] for c in manifest["signature"]["columns"]] == list(x.columns)
+    missing = runner.invoke(app, ["--home", str(tmp_path), "models", "manifest", "iris", "2"])
+    assert isinstance(missing.exception, NotFound) and "no stored model" in str(missing.exception)

@@ -505,3 +505,31 @@ def test_onnx_feeds_one_column_per_input_and_refuses_other_data(tmp_path: Path) 
         loaded.predict(np.ones((2, 2)))
     with pytest.raises(InvalidInput, match="cannot feed ONNX input 'a'"):
         loaded.predict(pd.DataFrame({"a": ["ten"], "b": [1.0]}))
+
+
+def test_skops_is_imported_with_the_same_estimator_list_scikit_learn_gives() -> None:
+    from sklearn.utils import all_estimators
+
+    from modelyard.models._sklearn import estimator_classes
+
+    assert estimator_classes() == sorted(all_estimators(), key=lambda item: item[0])
+
+
+def test_skops_imported_fast_trusts_what_a_plain_import_trusts_without_torch() -> None:
+    import subprocess
+    import sys
+
+    show = (
+        "from skops.io._trusted_types import SKLEARN_ESTIMATOR_TYPE_NAMES as names; "
+        "print(sorted(names)); print('torch' in sys.modules)"
+    )
+    fast = f"import sys; from modelyard.models._sklearn import skops_io; skops_io(); {show}"
+    plain = f"import sys; {show}"
+    outputs = [
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+        for code in (fast, plain)
+    ]
+    assert outputs[0][0] == outputs[1][0] and "sklearn.pipeline.Pipeline" in outputs[0][0]
+    assert outputs[0][1] == "False"

@@ -417,6 +417,19 @@ def card(
     console.print(f"wrote {output}", markup=False, highlight=False)
 
 
+@models_app.command("manifest")
+def manifest(ctx: typer.Context, name: str, version: int) -> None:
+    """The stored manifest of VERSION of NAME (JSON): flavor, files and their SHA-256,
+    signature, requirements, metrics, lineage."""
+    from modelyard.errors import NotFound
+
+    with _registry(ctx) as registry:
+        stored = registry.get_manifest(name, version)
+    if stored is None:
+        raise NotFound(f"version {version} of {name!r} has no stored model (no manifest)")
+    print(stored.to_bytes().decode())
+
+
 def _tags(items: Sequence[str] | None) -> dict[str, str]:
     tags = {}
     for item in items or ():

@@ -7,6 +7,7 @@ byte it names is in the store.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import platform
@@ -131,14 +132,23 @@ def log_model(
 
 def requirements(flavor: Flavor) -> dict[str, str]:
     """Exact installed versions of the distributions `flavor` needs, by name."""
-    installed = installed_packages()
     found: dict[str, str] = {}
     for package in flavor.packages:
-        for name in _DISTRIBUTION_NAMES.get(package, (package,)):
-            if name in installed:
-                found[name] = installed[name]
-                break
+        resolved = _distribution(package)
+        if resolved is not None:
+            found[resolved[0]] = resolved[1]
     return found
+
+
+@functools.cache
+def _distribution(package: str) -> tuple[str, str] | None:
+    """The installed (name, version) of `package`, read once per process: the flavor's
+    library is already imported by then, and an upgrade on disk does not change it."""
+    installed = installed_packages()
+    for name in _DISTRIBUTION_NAMES.get(package, (package,)):
+        if name in installed:
+            return name, installed[name]
+    return None
 
 
 def _save_options(spec: ModelSpec) -> SaveOptions:

@@ -8,7 +8,14 @@ scikit-learn types reviewed here, types must be named by the user at log time
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
+import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from modelyard.errors import IntegrityError, InvalidInput
@@ -26,6 +33,68 @@ REVIEWED_TYPES = frozenset(
         "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",
     }
 )
+
+
+_import_lock = threading.Lock()
+
+
+def skops_io() -> ModuleType:
+    """`skops.io`, imported without scikit-learn's estimator discovery walking every package.
+
+    skops lists scikit-learn's estimators when imported, through `all_estimators`, whose
+    package walk imports even the packages it then ignores (array-API shims that import
+    PyTorch when it is installed): seconds of a cold start. During that import only,
+    `all_estimators` is replaced by `estimator_classes`, which returns the same list
+    without entering ignored packages.
+    """
+    if "skops.io" in sys.modules:
+        return sys.modules["skops.io"]
+    import sklearn.utils
+
+    with _import_lock:
+        original = sklearn.utils.all_estimators
+        sklearn.utils.all_estimators = estimator_classes
+        try:
+            module = importlib.import_module("skops.io")
+        finally:
+            sklearn.utils.all_estimators = original
+    return module
+
+
+def estimator_classes(type_filter: Any = None) -> list[tuple[str, type]]:
+    """What `sklearn.utils.all_estimators()` returns, found without importing ignored packages."""
+    import sklearn
+    from sklearn.base import BaseEstimator
+    from sklearn.utils import discovery
+
+    if type_filter is not None:
+        return list(discovery.all_estimators(type_filter))
+    classes = {
+        (name, cls)
+        for module in _public_modules(sklearn.__path__, "sklearn.", discovery._MODULE_TO_IGNORE)
+        for name, cls in inspect.getmembers(module, inspect.isclass)
+        if not name.startswith("_")
+    }
+    return sorted(
+        (
+            (name, cls)
+            for name, cls in classes
+            if issubclass(cls, BaseEstimator)
+            and name != "BaseEstimator"
+            and not getattr(cls, "__abstractmethods__", None)
+        ),
+        key=lambda item: item[0],
+    )
+
+
+def _public_modules(path: Any, prefix: str, ignored: set[str]) -> Iterator[ModuleType]:
+    for info in pkgutil.iter_modules(path, prefix):
+        if "._" in info.name or any(part in ignored for part in info.name.split(".")):
+            continue
+        module = importlib.import_module(info.name)
+        yield module
+        if info.ispkg:
+            yield from _public_modules(module.__path__, f"{info.name}.", ignored)
 
 
 class SklearnModel:
@@ -59,7 +128,7 @@ class SklearnFlavor:
         return comes_from(model, ("sklearn",))
 
     def save(self, model: Any, folder: Path, options: SaveOptions) -> dict[str, Any]:
-        import skops.io as sio
+        sio: Any = skops_io()
 
         path = folder / FILE
         try:
@@ -78,7 +147,7 @@ class SklearnFlavor:
         return {"trusted": sorted(options.trusted)}
 
     def load(self, folder: Path, options: dict[str, Any], load: LoadOptions) -> SklearnModel:
-        import skops.io as sio
+        sio: Any = skops_io()
 
         path = folder / FILE
         trusted = sorted(REVIEWED_TYPES | set(options.get("trusted", [])) | set(load.trusted))

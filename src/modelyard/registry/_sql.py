@@ -202,6 +202,8 @@ class SqlRegistry:
         if manifest_digest is not None:
             self._check_manifest(manifest_digest, run_id)
 
+        created_at = now_ms()
+
         def work(conn: Connection) -> int:
             model_id = self._model_id_creating(conn, name)
             if (
@@ -227,7 +229,7 @@ class SqlRegistry:
                     flavor=flavor,
                     description=description,
                     created_by=created_by,
-                    created_at=now_ms(),
+                    created_at=created_at,
                 )
             )
             if clean_tags:
@@ -240,7 +242,19 @@ class SqlRegistry:
                 )
             return version
 
-        return self.get_version(name, self.metadata.write(work))
+        version = self.metadata.write(work)
+        return ModelVersion(
+            name,
+            version,
+            READY,
+            created_at,
+            created_by,
+            run_id,
+            manifest_digest,
+            flavor,
+            description,
+            clean_tags,
+        )
 
     def get_version(self, name: str, version: int) -> ModelVersion:
         with self.metadata.read() as conn:
