@@ -14,9 +14,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import httpx
 import pytest
+
+import modelyard as my
 
 PG_URL = os.environ.get(
     "MODELYARD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/modelyard_test"
@@ -155,3 +158,16 @@ def live_server(live_server_home: Path) -> Iterator[str]:
     process, url = start_server(live_server_home)
     yield url
     stop_server(process)
+
+
+@pytest.fixture(params=["local-sqlite", "local-postgresql", "remote"])
+def sdk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ModuleType]:
+    """`modelyard` on local stores, or on the live server (loaded models cached in `home`)."""
+    if request.param == "local-sqlite":
+        my.configure(home=tmp_path / "home")
+    elif request.param == "local-postgresql":
+        my.configure(home=tmp_path / "home", db_url=request.getfixturevalue("pg_url"))
+    else:
+        my.configure(home=tmp_path / "home", tracking_uri=request.getfixturevalue("live_server"))
+    yield my
+    my.configure(home=tmp_path / "unused")

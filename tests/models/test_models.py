@@ -7,7 +7,6 @@ import math
 import pickle
 import uuid
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -20,25 +19,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-import modelyard as my
 from _payloads import PickleBomb, TouchOnSetstate
 from modelyard.config import Settings
 from modelyard.errors import Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied
 from modelyard.models import Manifest, PackageVersionWarning
 from modelyard.store import MetadataStore
-
-
-@pytest.fixture(params=["local-sqlite", "local-postgresql", "remote"])
-def sdk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ModuleType]:
-    """`modelyard` on local stores, or on the live server (loaded models cached in `home`)."""
-    if request.param == "local-sqlite":
-        my.configure(home=tmp_path / "home")
-    elif request.param == "local-postgresql":
-        my.configure(home=tmp_path / "home", db_url=request.getfixturevalue("pg_url"))
-    else:
-        my.configure(home=tmp_path / "home", tracking_uri=request.getfixturevalue("live_server"))
-    yield my
-    my.configure(home=tmp_path / "unused")
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ SQLite, local PostgreSQL, and a remote server (the registry over HTTP)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -27,18 +26,6 @@ from modelyard.registry import ModelVersion, RestRegistry, open_registry
 from modelyard.tracking._environment import current_user
 
 from conftest import free_port
-
-
-@pytest.fixture(params=["local-sqlite", "local-postgresql", "remote"])
-def sdk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ModuleType]:
-    if request.param == "local-sqlite":
-        my.configure(home=tmp_path / "home")
-    elif request.param == "local-postgresql":
-        my.configure(home=tmp_path / "home", db_url=request.getfixturevalue("pg_url"))
-    else:
-        my.configure(home=tmp_path / "home", tracking_uri=request.getfixturevalue("live_server"))
-    yield my
-    my.configure(home=tmp_path / "unused")
 
 
 @pytest.fixture

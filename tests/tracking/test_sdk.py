@@ -7,7 +7,6 @@ import math
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -15,7 +14,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import modelyard as my
 from modelyard.errors import (
     AlreadyExists,
     Conflict,
@@ -24,20 +22,6 @@ from modelyard.errors import (
     NotFound,
 )
 from modelyard.tracking import Metric, RunStatus
-
-
-@pytest.fixture(params=["local-sqlite", "local-postgresql", "remote"])
-def sdk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ModuleType]:
-    """`modelyard` configured for one mode; every test uses its own experiment names."""
-    mode = request.param
-    if mode == "local-sqlite":
-        my.configure(home=tmp_path / "home")
-    elif mode == "local-postgresql":
-        my.configure(home=tmp_path / "home", db_url=request.getfixturevalue("pg_url"))
-    else:
-        my.configure(tracking_uri=request.getfixturevalue("live_server"))
-    yield my
-    my.configure(home=tmp_path / "unused")
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from modelyard._http import ServerApi, seg
-from modelyard.errors import NotFound
 from modelyard.models import Manifest
 from modelyard.registry._entities import (
     Lineage,
@@ -15,7 +14,7 @@ from modelyard.registry._entities import (
     RegistryEvent,
     VersionComparison,
 )
-from modelyard.registry._sql import check_alias, parse_model_uri
+from modelyard.registry._sql import check_alias, resolve_uri
 from modelyard.tracking import _validate as v
 from modelyard.tracking._wire import load
 
@@ -116,15 +115,7 @@ class RestRegistry:
 
     def resolve(self, uri: str) -> ModelVersion:
         """The version a `models:/name/3` or `models:/name@alias` URI names now."""
-        name, version, alias = parse_model_uri(uri)
-        if version is not None:
-            return self.get_version(name, version)
-        assert alias is not None
-        model = self.get_model(name)
-        if alias not in model.aliases:
-            known = ", ".join(sorted(model.aliases)) or "none"
-            raise NotFound(f"model {name!r} has no alias {alias!r}; aliases: {known}")
-        return self.get_version(name, model.aliases[alias])
+        return resolve_uri(self, uri)
 
     def set_version_status(self, name: str, version: int, status: str) -> ModelVersion:
         """Archive (or restore to ready) a version; one holding an alias cannot be archived."""

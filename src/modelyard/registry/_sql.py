@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from pydantic import ValidationError
@@ -49,6 +49,9 @@ from modelyard.tracking import _validate as v
 from modelyard.tracking._entities import Run, now_ms
 from modelyard.tracking._sql_load import load_runs
 
+if TYPE_CHECKING:
+    from modelyard.registry._backend import Registry
+
 M = table_of(RegisteredModelRow)
 MT = table_of(RegisteredModelTagRow)
 V = table_of(ModelVersionRow)
@@ -79,6 +82,19 @@ def parse_model_uri(uri: str) -> tuple[str, int | None, str | None]:
         raise InvalidInput(f"not a model URI: {uri!r}; use models:/name/3 or models:/name@alias")
     version = match["version"]
     return match["name"], int(version) if version else None, match["alias"]
+
+
+def resolve_uri(registry: Registry, uri: str) -> ModelVersion:
+    """The version `uri` names now in `registry`: by number, or by the alias's target."""
+    name, version, alias = parse_model_uri(uri)
+    if version is not None:
+        return registry.get_version(name, version)
+    assert alias is not None
+    model = registry.get_model(name)
+    if alias not in model.aliases:
+        known = ", ".join(sorted(model.aliases)) or "none"
+        raise NotFound(f"model {name!r} has no alias {alias!r}; aliases: {known}")
+    return registry.get_version(name, model.aliases[alias])
 
 
 class SqlRegistry:
@@ -296,15 +312,7 @@ class SqlRegistry:
 
     def resolve(self, uri: str) -> ModelVersion:
         """The version a `models:/name/3` or `models:/name@alias` URI names now."""
-        name, version, alias = parse_model_uri(uri)
-        if version is not None:
-            return self.get_version(name, version)
-        assert alias is not None
-        model = self.get_model(name)
-        if alias not in model.aliases:
-            known = ", ".join(sorted(model.aliases)) or "none"
-            raise NotFound(f"model {name!r} has no alias {alias!r}; aliases: {known}")
-        return self.get_version(name, model.aliases[alias])
+        return resolve_uri(self, uri)
 
     def set_version_status(self, name: str, version: int, status: str) -> ModelVersion:
         """Archive (or restore to ready) a version; one holding an alias cannot be archived."""
