@@ -71,13 +71,13 @@ def log_model(
     flavor = get_flavor(spec.flavor) if spec.flavor else detect_flavor(model)
     features = _features(spec.training_data)
     example = _example(spec.input_example, features)
-    signature = spec.signature or _infer(features, example, spec.pii)
+    signature = spec.signature or infer_signature(
+        features if features is not None else example, pii=spec.pii
+    )
     if any(a.path.startswith(f"{artifact_path}/") for a in tracker.list_artifacts(run_id)):
         raise Conflict(
             f"run {run_id} already holds a model at {artifact_path!r}; pass another artifact_path"
         )
-    if features is not None:
-        tracker.backend.log_dataset(run_id, _training_dataset(spec.training_data, spec.name))
     with tempfile.TemporaryDirectory(prefix="modelyard-model-") as tmp:
         folder = Path(tmp)
         options = flavor.save(model, folder, _save_options(spec))
@@ -85,6 +85,8 @@ def log_model(
         loaded = flavor.load(folder, options, LoadOptions(allow_pickle=spec.allow_pickle))
         signature = signature.with_outputs(_outputs(loaded, checked))
         onnx = _export_onnx(model, checked, folder, spec) if spec.onnx else None
+        if features is not None:
+            tracker.backend.log_dataset(run_id, _training_dataset(spec.training_data, spec.name))
         files = _store_files(folder, artifact_path, run_id, tracker)
     run = tracker.get_run(run_id)
     git = (run.environment or {}).get("git") or {}
@@ -189,14 +191,11 @@ def _example(input_example: Any, features: Any) -> Any:
         return input_example
     if features is None:
         raise InvalidInput(
-            "log_model needs input_example=, training_data= or signature= to know the "
-            "inputs the model accepts"
+            "log_model needs input_example= or training_data=: the inputs the model accepts "
+            "are described from them, and the stored model is tried on them before it is "
+            "registered"
         )
     return features[:EXAMPLE_ROWS]
-
-
-def _infer(features: Any, example: Any, pii: Sequence[str] | None) -> Signature:
-    return infer_signature(features if features is not None else example, pii=pii)
 
 
 def _outputs(loaded: Any, checked: Any) -> list[Any]:
