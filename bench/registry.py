@@ -71,7 +71,7 @@ def run_round(sides: dict[str, Side], sizes: Sizes, root: Path) -> dict[str, Any
     figures: dict[str, Any] = {}
     for name, side in sides.items():
         registered, folder = register(side, sizes.versions, root, pin=True)
-        loaders = MLFLOW_LOADERS if name == "mlflow" else ("load",)
+        loaders = MLFLOW_LOADERS if name == "mlflow" else ("load", "onnx")
         figures[name] = {"register": registered}
         for loader in loaders:
             figures[name][loader] = run_loads(side, folder, registered, loader, sizes)
@@ -235,9 +235,16 @@ def load_lines(sizes: Sizes, results: dict[str, Any], figure: str) -> list[list[
     if mlflow is None or fast is None:
         return [line(label, mine, None, target)]
     slow = next(loader for loader in MLFLOW_LOADERS if loader != fast)
+    onnx = results["modelyard"]["onnx"][figure]
     return [
         line(f"{label} (mlflow.{fast})", mine, mlflow[fast][figure], target),
         line(f"     same, mlflow.{slow}.load_model", mine, mlflow[slow][figure], None),
+        line(
+            f"     modelyard load_model(onnx=True) vs mlflow.{fast}",
+            onnx,
+            mlflow[fast][figure],
+            None,
+        ),
     ]
 
 
