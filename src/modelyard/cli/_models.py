@@ -290,9 +290,9 @@ def _print_lineage(lineage: Lineage) -> None:
     )
     if lineage.datasets:
         print_table(
-            "datasets",
-            ["name", "role", "sha256", "rows", "source"],
-            [(d.name, d.role, d.digest, d.num_rows, d.source) for d in lineage.datasets],
+            "datasets (full digests with --json)",
+            ["name", "role", "digest", "rows", "source"],
+            [(d.name, d.role, f"{d.digest[:12]}…", d.num_rows, d.source) for d in lineage.datasets],
         )
 
 
