@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -37,6 +35,7 @@ from tracking import (
     modelyard_side,
     pip_install,
     render,
+    save_report,
     seconds_text,
     sqlite_store,
     worker_env,
@@ -371,24 +370,16 @@ def write_results(
     text: str,
 ) -> None:
     report = {
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "quick": args.quick,
         "repeat": args.repeat,
         "sizes": asdict(sizes),
         "versions": {side.name: side.version for side in sides.values()},
         "libraries": libraries,
         "mlflow_install_s": install_s,
-        "machine": {
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-        },
         "seconds": results,
         "table": text.splitlines(),
     }
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_FILE.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"results: {RESULTS_FILE.relative_to(BENCH.parent)}")
+    save_report(RESULTS_FILE, report)
 
 
 if __name__ == "__main__":

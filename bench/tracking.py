@@ -444,23 +444,31 @@ def write_results(
     text: str,
 ) -> None:
     report = {
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "quick": args.quick,
         "repeat": args.repeat,
         "sizes": {**asdict(sizes), "threshold": sizes.threshold},
         "versions": {side.name: side.version for side in sides},
         "mlflow_install_s": install_s,
+        "seconds": results,
+        "table": text.splitlines(),
+    }
+    save_report(RESULTS_FILE, report)
+
+
+def save_report(path: Path, report: dict[str, Any]) -> None:
+    """Write `report`, stamped with the time and the machine, as JSON to `path`."""
+    stamped = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **report,
         "machine": {
             "python": platform.python_version(),
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
         },
-        "seconds": results,
-        "table": text.splitlines(),
     }
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_FILE.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"results: {RESULTS_FILE.relative_to(BENCH.parent)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(stamped, indent=2) + "\n")
+    print(f"results: {path.relative_to(BENCH.parent)}")
 
 
 if __name__ == "__main__":
