@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pathlib
 import pickle
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -45,6 +46,7 @@ from modelyard.models._flavor import (
 )
 from modelyard.models._onnx import to_onnx
 
+TREE = "sklearn.tree._tree.Tree"
 MY_FLAVORS = ("python", "pytorch", "xgboost", "lightgbm", "onnx", "pickle")
 
 
@@ -201,7 +203,8 @@ def sklearn_pipeline() -> Built:
 def sklearn_forest() -> Built:
     x, y = diabetes()
     model = RandomForestRegressor(n_estimators=10, max_depth=4, random_state=0).fit(x, y)
-    return Built(model, x, model.predict(x), None, RandomForestRegressor)
+    trust = SaveOptions(trusted=(TREE,))
+    return Built(model, x, model.predict(x), None, RandomForestRegressor, save=trust)
 
 
 def pickled_object() -> Built:
@@ -297,6 +300,7 @@ def test_every_flavor_round_trips_through_log_model_and_load_model(
                 flavor="pickle" if case == "pickle" else None,
                 allow_pickle=expected.save.allow_pickle,
                 init_args=expected.save.init_args,
+                trusted=expected.save.trusted,
             )
         assert version.flavor == CASES[case][0]
         loaded = my.load_model("models:/model/1", allow_pickle=expected.load.allow_pickle)
@@ -533,3 +537,14 @@ def test_skops_imported_fast_trusts_what_a_plain_import_trusts_without_torch() -
     ]
     assert outputs[0][0] == outputs[1][0] and "sklearn.pipeline.Pipeline" in outputs[0][0]
     assert outputs[0][1] == "False"
+
+
+def test_tree_models_are_stored_only_when_their_tree_type_is_trusted(tmp_path: Path) -> None:
+    """skops flags tree node storage: a crafted file can crash `predict`, so trust is explicit."""
+    x, y = diabetes()
+    model = RandomForestRegressor(n_estimators=3, max_depth=2, random_state=0).fit(x, y)
+    with pytest.raises(InvalidInput, match=re.escape(TREE)):
+        get_flavor("sklearn").save(model, tmp_path, SaveOptions())
+    assert not list(tmp_path.iterdir())
+    options = get_flavor("sklearn").save(model, tmp_path, SaveOptions(trusted=(TREE,)))
+    assert options == {"trusted": [TREE]}

@@ -2,7 +2,7 @@
 
 skops writes a zip of plain data and refuses, on load, any type not on its safe list
 unless trusted by name: no code in the file runs. Beyond skops's list and the few
-scikit-learn types reviewed here, types must be named by the user at log time
+types reviewed here (`REVIEWED_TYPES`), types must be named by the user at log time
 (`trusted=`), and only those are trusted again on load.
 """
 
@@ -22,13 +22,14 @@ from modelyard.errors import IntegrityError, InvalidInput
 from modelyard.models._flavor import LoadOptions, SaveOptions, comes_from
 
 FILE = "model.skops"
-# scikit-learn's own state holders that skops does not list as safe: each is rebuilt
-# from arrays and numbers (`__setstate__`), never by calling a stored callable.
+# Types skops does not list as safe that are rebuilt from plain numbers and arrays,
+# with nothing read later as an index. Tree structures (`sklearn.tree._tree.Tree`, the
+# histogram-boosting `TreePredictor`) are deliberately absent: scikit-learn indexes
+# their node arrays unchecked, so a crafted file can crash `predict`. Tree models need
+# `trusted=` with those names, from whoever trained them.
 REVIEWED_TYPES = frozenset(
     {
         "numpy.dtype",
-        "sklearn.tree._tree.Tree",
-        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
         "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
         "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",
     }
