@@ -109,19 +109,17 @@ def gc(
     as_json: JsonFlag = False,
 ) -> None:
     """Remove artifact blobs nothing references (a dry run unless --apply)."""
-    from modelyard.store import ArtifactStore, MetadataStore, collect_garbage
+    from modelyard.store import collect_garbage, open_stores
 
     settings = settings_of(ctx)
     if settings.tracking_uri:
         raise typer.BadParameter(
             "gc runs where the stores are: on the server's machine, without --tracking-uri"
         )
-    metadata = MetadataStore(
-        settings.resolved_db_url, busy_timeout_s=settings.sqlite_busy_timeout_s
-    )
+    metadata, artifacts = open_stores(settings)
     try:
         report = collect_garbage(
-            ArtifactStore(settings.resolved_artifacts_url),
+            artifacts,
             metadata.referenced_digests(),
             grace_s=settings.gc_grace_s if grace is None else grace,
             apply=apply,

@@ -53,12 +53,9 @@ def open_registry(settings: Settings) -> Registry:
     """The registry on the stores `settings` name, or on the server at `tracking_uri`."""
     if settings.tracking_uri:
         return RestRegistry(settings.tracking_uri)
-    from modelyard.store import ArtifactStore, MetadataStore
+    from modelyard.store import open_stores
 
-    metadata = MetadataStore(
-        settings.resolved_db_url, busy_timeout_s=settings.sqlite_busy_timeout_s
-    )
-    return SqlRegistry(metadata, ArtifactStore(settings.resolved_artifacts_url))
+    return SqlRegistry(*open_stores(settings))
 
 
 __all__ = [

@@ -35,13 +35,10 @@ def open_tracker(settings: Settings) -> Tracker:
 
 
 def open_local_backend(settings: Settings) -> SqlTracking:
-    from modelyard.store import ArtifactStore, MetadataStore
+    from modelyard.store import open_stores
     from modelyard.tracking._sql import SqlTracking
 
-    metadata = MetadataStore(
-        settings.resolved_db_url, busy_timeout_s=settings.sqlite_busy_timeout_s
-    )
-    return SqlTracking(metadata, ArtifactStore(settings.resolved_artifacts_url))
+    return SqlTracking(*open_stores(settings))
 
 
 __all__ = [
