@@ -10,10 +10,16 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modelyard.errors import ModelyardError
+from modelyard.tracking._wire import dump
 
 
 def json_response(body: Any, status_code: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")
+
+
+def wire_json(value: Any, tp: Any, status_code: int = 200) -> Response:
+    """`value` in the wire form of type `tp` (the form the REST clients read back)."""
+    return Response(dump(value, tp), status_code=status_code, media_type="application/json")
 
 
 def error_response(kind: str, message: str, status_code: int) -> Response:

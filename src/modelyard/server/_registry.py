@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
@@ -17,7 +17,7 @@ from modelyard.registry import (
     RegistryEvent,
     VersionComparison,
 )
-from modelyard.tracking._wire import dump
+from modelyard.server._errors import wire_json
 
 
 class ModelIn(BaseModel):
@@ -69,17 +69,13 @@ class Status(BaseModel):
     status: str
 
 
-def _json(value: Any, tp: Any, status_code: int = 200) -> Response:
-    return Response(dump(value, tp), status_code=status_code, media_type="application/json")
-
-
 def registry_router(registry: Registry) -> APIRouter:
     """Routes under /api/v1/models (plus version search and dataset lineage) over `registry`."""
     api = APIRouter(prefix="/api/v1/models", tags=["registry"])
 
     @api.get("")
     def list_models() -> Response:
-        return _json(registry.list_models(), list[RegisteredModel])
+        return wire_json(registry.list_models(), list[RegisteredModel])
 
     @api.post("", status_code=201)
     def create_model(body: ModelIn) -> Response:
@@ -89,26 +85,26 @@ def registry_router(registry: Registry) -> APIRouter:
             tags=body.tags,
             protected_aliases=body.protected_aliases,
         )
-        return _json(created, RegisteredModel, 201)
+        return wire_json(created, RegisteredModel, 201)
 
     @api.get("/{name}")
     def get_model(name: str) -> Response:
-        return _json(registry.get_model(name), RegisteredModel)
+        return wire_json(registry.get_model(name), RegisteredModel)
 
     @api.patch("/{name}")
     def update_model(name: str, body: MetadataPatch) -> Response:
         updated = registry.update_model(
             name, description=body.description, tags=body.tags, delete_tags=body.delete_tags
         )
-        return _json(updated, RegisteredModel)
+        return wire_json(updated, RegisteredModel)
 
     @api.put("/{name}/protected-aliases")
     def protect(name: str, body: Protected) -> Response:
-        return _json(registry.set_protected_aliases(name, body.aliases), RegisteredModel)
+        return wire_json(registry.set_protected_aliases(name, body.aliases), RegisteredModel)
 
     @api.get("/{name}/versions")
     def list_versions(name: str) -> Response:
-        return _json(registry.list_versions(name), list[ModelVersion])
+        return wire_json(registry.list_versions(name), list[ModelVersion])
 
     @api.post("/{name}/versions", status_code=201)
     def create_version(name: str, body: VersionIn) -> Response:
@@ -121,11 +117,11 @@ def registry_router(registry: Registry) -> APIRouter:
             description=body.description,
             tags=body.tags,
         )
-        return _json(created, ModelVersion, 201)
+        return wire_json(created, ModelVersion, 201)
 
     @api.get("/{name}/versions/{version}")
     def get_version(name: str, version: int) -> Response:
-        return _json(registry.get_version(name, version), ModelVersion)
+        return wire_json(registry.get_version(name, version), ModelVersion)
 
     @api.patch("/{name}/versions/{version}")
     def update_version(name: str, version: int, body: MetadataPatch) -> Response:
@@ -136,7 +132,7 @@ def registry_router(registry: Registry) -> APIRouter:
             tags=body.tags,
             delete_tags=body.delete_tags,
         )
-        return _json(updated, ModelVersion)
+        return wire_json(updated, ModelVersion)
 
     @api.get("/{name}/versions/{version}/manifest")
     def get_manifest(name: str, version: int) -> Response:
@@ -150,7 +146,7 @@ def registry_router(registry: Registry) -> APIRouter:
 
     @api.get("/{name}/versions/{version}/lineage")
     def lineage(name: str, version: int) -> Response:
-        return _json(registry.lineage(name, version), Lineage)
+        return wire_json(registry.lineage(name, version), Lineage)
 
     @api.get("/{name}/versions/{version}/card")
     def card(name: str, version: int) -> Response:
@@ -158,23 +154,23 @@ def registry_router(registry: Registry) -> APIRouter:
 
     @api.get("/{name}/compare")
     def compare(name: str, a: int, b: int) -> Response:
-        return _json(registry.compare_versions(name, a, b), VersionComparison)
+        return wire_json(registry.compare_versions(name, a, b), VersionComparison)
 
     @api.post("/{name}/versions/{version}/status")
     def set_status(name: str, version: int, body: Status) -> Response:
-        return _json(registry.set_version_status(name, version, body.status), ModelVersion)
+        return wire_json(registry.set_version_status(name, version, body.status), ModelVersion)
 
     @api.post("/{name}/versions/{version}/reviews", status_code=201)
     def review(name: str, version: int, body: Review) -> Response:
         event = registry.review(
             name, version, approved=body.approved, approver=body.approver, comment=body.comment
         )
-        return _json(event, RegistryEvent, 201)
+        return wire_json(event, RegistryEvent, 201)
 
     @api.put("/{name}/aliases/{alias}")
     def set_alias(name: str, alias: str, body: AliasMove) -> Response:
         moved = registry.set_alias(name, alias, body.version, actor=body.actor, reason=body.reason)
-        return _json(moved, ModelVersion)
+        return wire_json(moved, ModelVersion)
 
     @api.delete("/{name}/aliases/{alias}", status_code=204)
     def delete_alias(name: str, alias: str, actor: str, reason: str | None = None) -> Response:
@@ -183,17 +179,17 @@ def registry_router(registry: Registry) -> APIRouter:
 
     @api.post("/{name}/aliases/{alias}/rollback")
     def rollback(name: str, alias: str, body: Rollback) -> Response:
-        return _json(
+        return wire_json(
             registry.rollback(name, alias, actor=body.actor, reason=body.reason), ModelVersion
         )
 
     @api.get("/{name}/aliases/{alias}/at")
     def alias_at(name: str, alias: str, time: int) -> Response:
-        return _json({"version": registry.alias_at(name, alias, time)}, dict[str, int | None])
+        return wire_json({"version": registry.alias_at(name, alias, time)}, dict[str, int | None])
 
     @api.get("/{name}/history")
     def history(name: str) -> Response:
-        return _json(registry.history(name), list[RegistryEvent])
+        return wire_json(registry.history(name), list[RegistryEvent])
 
     queries = APIRouter(prefix="/api/v1", tags=["registry"])
 
@@ -207,11 +203,11 @@ def registry_router(registry: Registry) -> APIRouter:
         found = registry.search_versions(
             filter, name=name, order_by=order_by, max_results=max_results
         )
-        return _json(found, list[ModelVersion])
+        return wire_json(found, list[ModelVersion])
 
     @queries.get("/datasets/{dataset:path}/versions")
     def versions_trained_on(dataset: str) -> Response:
-        return _json(registry.versions_trained_on(dataset), list[ModelVersion])
+        return wire_json(registry.versions_trained_on(dataset), list[ModelVersion])
 
     routes = APIRouter()
     routes.include_router(api)

@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from modelyard.errors import IntegrityError
+from modelyard.server._errors import wire_json
 from modelyard.tracking import (
     Artifact,
     DatasetInput,
@@ -25,7 +26,6 @@ from modelyard.tracking import (
 )
 from modelyard.tracking._entities import View
 from modelyard.tracking._sql import SqlTracking
-from modelyard.tracking._wire import dump
 
 _SPOOL_BYTES = 8 << 20
 
@@ -46,30 +46,26 @@ class RunFinish(BaseModel):
     end_time: int | None = None
 
 
-def _json(value: Any, tp: Any, status_code: int = 200) -> Response:
-    return Response(dump(value, tp), status_code=status_code, media_type="application/json")
-
-
 def tracking_router(backend: SqlTracking) -> APIRouter:
     """Routes under /api/v1 serving `backend` (the local stores of the server)."""
     api = APIRouter(prefix="/api/v1", tags=["tracking"])
 
     @api.get("/info")
     def info() -> Response:
-        return _json(backend.info(), dict[str, Any])
+        return wire_json(backend.info(), dict[str, Any])
 
     @api.get("/experiments")
     def list_experiments(view: View = "active") -> Response:
-        return _json(backend.list_experiments(view), list[Experiment])
+        return wire_json(backend.list_experiments(view), list[Experiment])
 
     @api.post("/experiments", status_code=201)
     def create_experiment(body: ExperimentIn) -> Response:
         created = backend.create_experiment(body.name, description=body.description, tags=body.tags)
-        return _json(created, Experiment, 201)
+        return wire_json(created, Experiment, 201)
 
     @api.get("/experiments/{ref}")
     def get_experiment(ref: str, create: bool = False) -> Response:
-        return _json(backend.get_experiment(ref, create=create), Experiment)
+        return wire_json(backend.get_experiment(ref, create=create), Experiment)
 
     @api.delete("/experiments/{experiment_id}", status_code=204)
     def delete_experiment(experiment_id: int) -> Response:
@@ -83,15 +79,15 @@ def tracking_router(backend: SqlTracking) -> APIRouter:
 
     @api.post("/runs", status_code=201)
     def create_run(spec: RunSpec) -> Response:
-        return _json(backend.create_run(spec), Run, 201)
+        return wire_json(backend.create_run(spec), Run, 201)
 
     @api.post("/runs/search")
     def search_runs(query: RunQuery) -> Response:
-        return _json(backend.search_runs(query), RunPage)
+        return wire_json(backend.search_runs(query), RunPage)
 
     @api.get("/runs/{run_id}")
     def get_run(run_id: str) -> Response:
-        return _json(backend.get_run(run_id), Run)
+        return wire_json(backend.get_run(run_id), Run)
 
     @api.patch("/runs/{run_id}", status_code=204)
     def update_run(run_id: str, body: RunUpdate) -> Response:
@@ -125,7 +121,7 @@ def tracking_router(backend: SqlTracking) -> APIRouter:
 
     @api.get("/runs/{run_id}/metric-history")
     def metric_history(run_id: str, key: Annotated[str, Query(min_length=1)]) -> Response:
-        return _json(backend.get_metric_history(run_id, key), list[Metric])
+        return wire_json(backend.get_metric_history(run_id, key), list[Metric])
 
     @api.post("/runs/{run_id}/datasets", status_code=204)
     def log_dataset(run_id: str, dataset: Annotated[DatasetInput, Body()]) -> Response:
@@ -134,7 +130,7 @@ def tracking_router(backend: SqlTracking) -> APIRouter:
 
     @api.get("/runs/{run_id}/artifacts")
     def list_artifacts(run_id: str) -> Response:
-        return _json(backend.list_artifacts(run_id), list[Artifact])
+        return wire_json(backend.list_artifacts(run_id), list[Artifact])
 
     @api.put("/runs/{run_id}/artifacts/{path:path}", status_code=201)
     async def upload_artifact(run_id: str, path: str, request: Request) -> Response:
@@ -145,7 +141,7 @@ def tracking_router(backend: SqlTracking) -> APIRouter:
             stored = await run_in_threadpool(
                 backend.log_artifact, run_id, path, cast(BinaryIO, spool)
             )
-        return _json(stored, Artifact, 201)
+        return wire_json(stored, Artifact, 201)
 
     @api.get("/runs/{run_id}/artifacts/{path:path}")
     def download_artifact(run_id: str, path: str) -> Response:
