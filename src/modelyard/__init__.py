@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         delete_experiment,
         delete_run,
         download_artifact,
+        feedback,
         get_experiment,
         get_metric_history,
         get_run,
@@ -50,6 +51,7 @@ __all__ = [
     "delete_experiment",
     "delete_run",
     "download_artifact",
+    "feedback",
     "get_experiment",
     "get_metric_history",
     "get_run",
@@ -69,12 +71,13 @@ __all__ = [
     "restore_experiment",
     "restore_run",
     "search_runs",
+    "serving",
     "set_tag",
     "set_tags",
     "start_run",
     "tracker",
 ]
-_SUBPACKAGES = frozenset({"models", "registry"})
+_SUBPACKAGES = frozenset({"models", "registry", "serving"})
 _SDK = frozenset(__all__) - {"__version__"} - _SUBPACKAGES
 
 

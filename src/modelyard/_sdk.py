@@ -32,11 +32,16 @@ from modelyard.tracking._entities import View
 if TYPE_CHECKING:
     from modelyard.models import LoadedModel, Signature
     from modelyard.registry import ModelVersion, Registry
+    from modelyard.serving._feedback import Feedback, FeedbackStore
+    from modelyard.serving._log import PredictionLog
+    from modelyard.store import MetadataStore
 
 _lock = threading.Lock()
 _settings: Settings | None = None
 _tracker: Tracker | None = None
 _registry: Registry | None = None
+_prediction_log: PredictionLog | None = None
+_feedback: FeedbackStore | None = None
 
 
 def configure(**settings: Any) -> Settings:
@@ -44,11 +49,17 @@ def configure(**settings: Any) -> Settings:
 
     Unset fields come from `MODELYARD_*` environment variables, then defaults.
     """
-    global _settings, _tracker, _registry
+    global _settings, _tracker, _registry, _prediction_log, _feedback
     new = Settings(**settings)
     with _lock:
         old, old_registry = _tracker, _registry
+        old_log, old_feedback = _prediction_log, _feedback
         _settings, _tracker, _registry = new, None, None
+        _prediction_log, _feedback = None, None
+    if old_feedback is not None:
+        old_feedback.close()
+    if old_log is not None:
+        old_log.close()
     if old_registry is not None:
         old_registry.close()
     if old is not None:
@@ -84,6 +95,50 @@ def default_registry() -> Registry:
         if _registry is None:
             _registry = registry_of(current)
         return _registry
+
+
+def default_prediction_log() -> PredictionLog:
+    """The default prediction log: the server's, Parquet files, or the default tracker's
+    database, as the settings say."""
+    global _prediction_log
+    from modelyard.serving._log import open_prediction_log
+
+    metadata = _local_metadata()
+    settings = get_settings()
+    with _lock:
+        if _prediction_log is None:
+            _prediction_log = open_prediction_log(settings, metadata)
+        return _prediction_log
+
+
+def default_feedback() -> FeedbackStore:
+    """The default feedback store, checked against the default prediction log."""
+    global _feedback
+    from modelyard.serving._feedback import open_feedback
+
+    log = default_prediction_log()
+    metadata = _local_metadata()
+    settings = get_settings()
+    with _lock:
+        if _feedback is None:
+            _feedback = open_feedback(settings, log, metadata)
+        return _feedback
+
+
+def _local_metadata() -> MetadataStore | None:
+    """The default tracker's metadata database, or None when it talks to a server."""
+    from modelyard.tracking._sql import SqlTracking
+
+    backend = tracker().backend
+    return backend.metadata if isinstance(backend, SqlTracking) else None
+
+
+def feedback(prediction_id: str, label: Any) -> Feedback:
+    """Record the ground truth `label` of the prediction `prediction_id` answered with.
+
+    A prediction takes one label; `label` is text, a number, a bool or a list of them.
+    """
+    return default_feedback().record([(prediction_id, label)])[0]
 
 
 def start_run(

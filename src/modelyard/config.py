@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,6 +26,10 @@ class Settings(BaseSettings):
     tracking_uri: str | None = None
     sqlite_busy_timeout_s: float = Field(default=60.0, gt=0)
     gc_grace_s: float = Field(default=3600.0, ge=0)
+    # where served predictions are recorded: the metadata database, or Parquet files under
+    # `prediction_log_url` (default `<home>/predictions`); feedback always goes to the database
+    prediction_log: Literal["db", "parquet"] = "db"
+    prediction_log_url: str | None = None
 
     @field_validator("tracking_uri")
     @classmethod
@@ -40,6 +45,11 @@ class Settings(BaseSettings):
     def resolved_db_url(self) -> str:
         """The metadata DB URL, defaulting to a SQLite file under `home`."""
         return self.db_url or f"sqlite:///{(self.home / 'modelyard.db').absolute()}"
+
+    @property
+    def resolved_prediction_log_url(self) -> str:
+        """Where the Parquet prediction log lives, defaulting to a folder under `home`."""
+        return self.prediction_log_url or (self.home / "predictions").absolute().as_uri()
 
     @property
     def resolved_artifacts_url(self) -> str:

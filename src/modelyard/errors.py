@@ -36,6 +36,24 @@ class InvalidInput(ModelyardError):
     status_code = 400
 
 
+class PayloadTooLarge(InvalidInput):
+    """A request body is larger than the server accepts."""
+
+    status_code = 413
+
+
+class UnsupportedMediaType(InvalidInput):
+    """A request body comes in a format the endpoint does not read."""
+
+    status_code = 415
+
+
+class PredictionFailed(InvalidInput):
+    """The model raised on an input that passed its signature; the input is at fault."""
+
+    status_code = 422
+
+
 class PermissionDenied(ModelyardError):
     """The caller may not do this."""
 
@@ -85,6 +103,9 @@ _BY_NAME: dict[str, type[ModelyardError]] = {
         NotFound,
         AlreadyExists,
         InvalidInput,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        PredictionFailed,
         PermissionDenied,
         Conflict,
         NoActiveRun,
@@ -109,8 +130,11 @@ __all__ = [
     "ModelyardError",
     "NoActiveRun",
     "NotFound",
+    "PayloadTooLarge",
     "PermissionDenied",
+    "PredictionFailed",
     "SchemaTooNew",
     "StoreUnavailable",
+    "UnsupportedMediaType",
     "error_from_name",
 ]

@@ -1,4 +1,5 @@
-"""`modelyard demo`: real models on a real dataset, tracked, searched, compared, registered."""
+"""`modelyard demo`: real models on a real dataset, tracked, searched, compared, registered,
+then served, sent feedback, swapped and scored in batch."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ class Trained:
     x_train: Any
     y_train: Any
     x_test: Any
+    y_test: Any
 
 
 def run_demo(settings: Settings) -> None:
@@ -41,7 +43,8 @@ def run_demo(settings: Settings) -> None:
         tracker.close()
     console.print(
         f"done in {time.perf_counter() - started:.1f}s; try: modelyard --home {settings.home} "
-        f"runs list -e {EXPERIMENT}; modelyard --home {settings.home} models history {MODEL}"
+        f"runs list -e {EXPERIMENT}; modelyard --home {settings.home} models history {MODEL}; "
+        f"modelyard --home {settings.home} serve {MODEL}@champion"
     )
 
 
@@ -118,7 +121,7 @@ def _train_models(tracker: Tracker, frame: object) -> dict[str, Trained]:
                     "evaluation/confusion_matrix.json",
                 )
                 console.print(f"  trained {name}: auc {fmt(run.info.metrics['auc'].value)}")
-                trained[run.id] = Trained(model, x_train, y_train, x_test)
+                trained[run.id] = Trained(model, x_train, y_train, x_test, y_test)
     return trained
 
 
@@ -196,3 +199,7 @@ def _register(tracker: Tracker, settings: Settings, trained: dict[str, Trained])
         [(d.name, d.role, d.digest[:12], fmt(d.num_rows)) for d in lineage.datasets],
     )
     console.print(Markdown(registry.card(MODEL, versions[0].version)))
+    from modelyard.cli._demo_serving import serve_and_score
+
+    best_run = trained[best[0]]
+    serve_and_score(tracker, registry, settings, MODEL, best_run.x_test, best_run.y_test)

@@ -11,7 +11,7 @@ import uuid
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from modelyard.errors import (
     IntegrityError,
@@ -48,12 +48,14 @@ class LoadedModel:
         uri: str,
         version: ModelVersion | None = None,
         runtime: str = "native",
+        folder: Path | None = None,
     ) -> None:
         self._predictor = predictor
         self.manifest = manifest
         self.uri = uri
         self.version = version
         self.runtime = runtime
+        self.folder = folder  # the verified local copy of the files, where there is one
 
     @property
     def signature(self) -> Signature | None:
@@ -84,6 +86,21 @@ class LoadedModel:
             raise InvalidInput(f"{self.uri} ({self.flavor}) has no predict_proba; use predict")
         return np.asarray(self._predictor.predict_proba(self._check(data)))
 
+    def outputs(self, conformed: Any) -> dict[str, Any]:
+        """`predict`, and `predict_proba` where the model has it, as arrays, on input already
+        conformed to the signature (`signature.validate_input`): the serving hot path checks
+        each request once and runs many together."""
+        import numpy as np
+
+        together = getattr(self._predictor, "outputs", None)
+        if together is not None:  # ONNX Runtime computes both in one run of the graph
+            results: dict[str, Any] = together(conformed)
+            return {name: np.asarray(values) for name, values in results.items()}
+        outputs = {"predict": np.asarray(self._predictor.predict(conformed))}
+        if self.has_proba:
+            outputs["predict_proba"] = np.asarray(self._predictor.predict_proba(conformed))
+        return outputs
+
     def _check(self, data: Any) -> Any:
         signature = self.manifest.signature
         return data if signature is None else signature.validate_input(data)
@@ -100,10 +117,15 @@ def load_model(
     cache_dir: Path,
     allow_pickle: bool = False,
     trusted: Sequence[str] = (),
-    onnx: bool = False,
+    onnx: bool | Literal["auto"] = False,
 ) -> LoadedModel:
-    """Load `models:/name/3`, `models:/name@alias` or `runs:/RUN_ID/path`."""
+    """Load `models:/name/3`, `models:/name@alias` or `runs:/RUN_ID/path`.
+
+    `onnx=True` runs the ONNX export, `"auto"` runs it when the version has one.
+    """
     version, manifest, digest = _manifest(uri, tracker, registry)
+    if onnx == "auto":
+        onnx = manifest.onnx is not None
     if manifest.flavor == "pickle" and not allow_pickle and not onnx:
         raise PermissionDenied(
             f"{uri} is a pickle, and loading a pickle can run any code it contains; "
@@ -123,7 +145,9 @@ def load_model(
             f"saved with {_pins(manifest)}"
         ) from None
     runtime = "onnx" if onnx else "native"
-    return LoadedModel(predictor, manifest, uri=uri, version=version, runtime=runtime)
+    return LoadedModel(
+        predictor, manifest, uri=uri, version=version, runtime=runtime, folder=folder
+    )
 
 
 def _manifest(

@@ -80,6 +80,12 @@ class OnnxModel:
             )
         return self._session.run([self._proba], self.feed(data))[0]
 
+    def outputs(self, data: Any) -> dict[str, Any]:
+        """`predict` and, where the graph has it, `predict_proba`, in one run of the graph."""
+        names = [self._label] if self._proba is None else [self._label, self._proba]
+        values = self._session.run(names, self.feed(data))
+        return dict(zip(("predict", "predict_proba"), values, strict=False))
+
     @property
     def has_proba(self) -> bool:
         return self._proba is not None
@@ -92,7 +98,12 @@ class OnnxModel:
 def open_session(source: str | bytes) -> Any:
     import onnxruntime
 
-    return onnxruntime.InferenceSession(source, providers=PROVIDERS)
+    options = onnxruntime.SessionOptions()
+    # Idle pool threads would otherwise spin for a while after each run, taking the CPU
+    # that a server's event loop needs: a long latency tail under load.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return onnxruntime.InferenceSession(source, options, providers=PROVIDERS)
 
 
 class OnnxFlavor:

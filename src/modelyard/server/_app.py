@@ -13,17 +13,23 @@ from modelyard.config import Settings
 from modelyard.errors import PermissionDenied
 from modelyard.registry import SqlRegistry
 from modelyard.server._errors import install_error_handlers, json_response
+from modelyard.server._predictions import predictions_router
 from modelyard.server._registry import registry_router
 from modelyard.server._tracking import tracking_router
+from modelyard.serving._feedback import SqlFeedback
+from modelyard.serving._log import PredictionLog, SqlPredictionLog, open_prediction_log
 from modelyard.tracking._sql import SqlTracking
 
 
-def create_app(backend: SqlTracking) -> FastAPI:
-    """The REST API (OpenAPI docs at /docs) serving `backend`; closes it on shutdown."""
+def create_app(backend: SqlTracking, *, prediction_log: PredictionLog | None = None) -> FastAPI:
+    """The REST API (OpenAPI docs at /docs) serving `backend` and `prediction_log` (default:
+    the `predictions` table of the backend's database); closes them on shutdown."""
+    log = prediction_log if prediction_log is not None else SqlPredictionLog(backend.metadata)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        log.close()
         backend.close()
 
     app = FastAPI(
@@ -40,6 +46,7 @@ def create_app(backend: SqlTracking) -> FastAPI:
 
     app.include_router(tracking_router(backend))
     app.include_router(registry_router(SqlRegistry(backend.metadata, backend.artifacts)))
+    app.include_router(predictions_router(log, SqlFeedback(backend.metadata, log)))
     return app
 
 
@@ -66,4 +73,8 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 5005) -> None
     from modelyard.tracking import open_local_backend
 
     check_bind_address(host)
-    uvicorn.run(create_app(open_local_backend(settings)), host=host, port=port, log_level="warning")
+    backend = open_local_backend(settings)
+    # the server keeps the log itself (Parquet or its database), never another server's
+    local = settings.model_copy(update={"tracking_uri": None})
+    app = create_app(backend, prediction_log=open_prediction_log(local, backend.metadata))
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -275,3 +275,32 @@ BLOB_REFERENCES = (
     (table_of(ArtifactRow), "digest"),
     (table_of(ModelVersionRow), "manifest_digest"),
 )
+
+
+class PredictionLogRow(Base):
+    """One served prediction (the prediction log in the database); `inputs`/`outputs` are JSON."""
+
+    __tablename__ = "predictions"
+    __table_args__ = (Index(None, "model", "version", "at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # time-ordered
+    model: Mapped[str] = mapped_column(String(256))
+    version: Mapped[int] = mapped_column(Integer)
+    at: Mapped[int] = mapped_column(BigInteger)
+    latency_ms: Mapped[float] = mapped_column(Double)
+    inputs: Mapped[str] = mapped_column(Text)
+    outputs: Mapped[str] = mapped_column(Text)
+
+
+class FeedbackRow(Base):
+    """The ground truth sent back for one prediction (at most one per prediction)."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (Index(None, "model", "version", "at"),)
+
+    # no foreign key: the prediction may live in Parquet files instead of `predictions`
+    prediction_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model: Mapped[str] = mapped_column(String(256))
+    version: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(Text)  # JSON
+    at: Mapped[int] = mapped_column(BigInteger)

@@ -1,0 +1,84 @@
+"""`modelyard serve`: models as an HTTP service."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from modelyard.cli._app import settings_of
+
+
+def serve(
+    ctx: typer.Context,
+    models: Annotated[
+        list[str],
+        typer.Argument(
+            help="Models to serve: churn@champion, churn/3, churn (latest), or "
+            "name=churn@challenger to serve under another name.",
+            show_default=False,
+        ),
+    ],
+    host: Annotated[
+        str, typer.Option(help="Address to bind (loopback only for now).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes on the port.")] = 1,
+    max_batch_rows: Annotated[
+        int, typer.Option(min=1, help="Most rows run through the model in one call.")
+    ] = 128,
+    max_wait_ms: Annotated[
+        float, typer.Option(min=0, help="Longest wait to fill a batch while requests arrive.")
+    ] = 2.0,
+    refresh_s: Annotated[
+        float, typer.Option(min=0.01, help="How often aliases are re-resolved, in seconds.")
+    ] = 10.0,
+    runtime: Annotated[
+        str,
+        typer.Option(
+            help="auto (ONNX Runtime when the version has an ONNX export), native or onnx."
+        ),
+    ] = "auto",
+    max_body_mb: Annotated[
+        float, typer.Option(min=0.001, help="Largest request body accepted, in MB.")
+    ] = 10.0,
+    log: Annotated[
+        bool, typer.Option("--log/--no-log", help="Record predictions in the prediction log.")
+    ] = True,
+    log_capacity: Annotated[
+        int, typer.Option(min=1, help="Rows the prediction log queue holds before dropping.")
+    ] = 100_000,
+    allow_pickle: Annotated[
+        bool, typer.Option("--allow-pickle", help="Load pickled models (runs their code).")
+    ] = False,
+    trusted: Annotated[
+        list[str] | None,
+        typer.Option("--trusted", help="A type name skops may load beyond its defaults."),
+    ] = None,
+) -> None:
+    """Serve models over OIP v2, /v1 JSON and MLflow /invocations, with feedback and metrics."""
+    from modelyard.server import check_bind_address
+    from modelyard.serving import ServeOptions
+    from modelyard.serving import serve as run
+
+    check_bind_address(host)
+    if runtime not in ("auto", "native", "onnx"):
+        raise typer.BadParameter(f"--runtime is auto, native or onnx, not {runtime!r}")
+    options = ServeOptions(
+        max_batch_rows=max_batch_rows,
+        max_wait_ms=max_wait_ms,
+        refresh_s=refresh_s,
+        runtime=runtime,
+        max_body_bytes=int(max_body_mb * 1_000_000),
+        log_predictions=log,
+        log_capacity=log_capacity,
+        allow_pickle=allow_pickle,
+        trusted=tuple(trusted or ()),
+    )
+    base = f"http://{host}:{port}"
+    print(
+        f"serving {', '.join(models)} on {base} ({workers} worker{'s' * (workers > 1)}): "
+        f"{base}/v2/models/NAME/infer, {base}/v1/models/NAME:predict, {base}/invocations, "
+        f"{base}/metrics, docs at {base}/docs"
+    )
+    run(models, settings=settings_of(ctx), options=options, host=host, port=port, workers=workers)

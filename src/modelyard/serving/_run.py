@@ -1,0 +1,92 @@
+"""Running a model server under uvicorn: one process, or several workers on one port."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from modelyard.serving._app import ServeOptions, create_app
+from modelyard.serving._metrics import MULTIPROCESS_ENV
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from modelyard.config import Settings
+
+# What a worker process needs to build its app: the models, settings and options as JSON.
+SPEC_ENV = "MODELYARD_SERVE_SPEC"
+
+
+def serve(
+    models: Sequence[str],
+    *,
+    settings: Settings,
+    options: ServeOptions | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    workers: int = 1,
+) -> None:
+    """Serve `models` until interrupted; SIGTERM drains requests and flushes the log first."""
+    import uvicorn
+
+    _log_to_stderr()
+    options = options or ServeOptions()
+    common: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": "warning",
+        "access_log": False,
+    }
+    if workers == 1:
+        uvicorn.run(create_app(models, settings=settings, options=options), **common)
+        return
+    # load once here, so a wrong name fails before any worker starts
+    create_app(models, settings=settings, options=options).state.modelyard.close()
+    metrics_dir = tempfile.mkdtemp(prefix="modelyard-metrics-")
+    os.environ[SPEC_ENV] = _spec(models, settings, options)
+    os.environ[MULTIPROCESS_ENV] = metrics_dir
+    try:
+        uvicorn.run(f"{__name__}:app_from_environment", factory=True, workers=workers, **common)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _log_to_stderr() -> None:
+    """Show what the server does (version swaps, failed refreshes) on stderr."""
+    logger = logging.getLogger("modelyard")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker, from the spec its parent left in the environment."""
+    import orjson
+
+    from modelyard.config import Settings
+
+    _log_to_stderr()
+    spec = orjson.loads(os.environ[SPEC_ENV])
+    return create_app(
+        spec["models"],
+        settings=Settings(**spec["settings"]),
+        options=ServeOptions(**spec["options"]),
+    )
+
+
+def _spec(models: Sequence[str], settings: Settings, options: ServeOptions) -> str:
+    import orjson
+
+    return orjson.dumps(
+        {
+            "models": list(models),
+            "settings": settings.model_dump(mode="json", exclude_unset=True),
+            "options": options.model_dump(mode="json"),
+        }
+    ).decode()

@@ -1,0 +1,286 @@
+"""The background writer that takes predictions off the hot path into the prediction log.
+
+`submit` only appends to a bounded queue under a lock; a daemon thread turns batches into
+`PredictionRow`s (JSON, personal columns masked) and writes them in chunks. When the log
+cannot keep up the queue fills and new batches are dropped and counted, so serving never
+waits for the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import orjson
+
+from modelyard.serving._records import LoggedBatch, PredictionRow
+
+if TYPE_CHECKING:
+    from modelyard.serving._log import PredictionLog
+
+MASK = "***"
+_RETRY_DELAYS_S = (0.05, 0.2, 0.5)
+_JSON = orjson.OPT_SERIALIZE_NUMPY
+_NUMBERS = frozenset("biuf")  # NumPy kinds orjson writes itself
+
+logger = logging.getLogger("modelyard.serving.log")
+
+
+class LogWriter:
+    """Writes submitted batches to `log` from a daemon thread, in chunks of `flush_rows`.
+
+    At most `capacity` rows wait at a time; a batch that does not fit is dropped
+    (`dropped_rows`). A chunk whose write keeps failing after a few retries is logged and
+    counted in `failed_rows`; the thread carries on. The writer does not close `log`.
+    """
+
+    def __init__(
+        self,
+        log: PredictionLog,
+        *,
+        capacity: int = 100_000,
+        flush_rows: int = 2_000,
+        flush_interval_s: float = 0.5,
+    ) -> None:
+        if capacity < 1 or flush_rows < 1 or flush_interval_s <= 0:
+            raise ValueError("capacity and flush_rows must be positive, flush_interval_s > 0")
+        self.log = log
+        self.capacity = capacity
+        self.flush_rows = flush_rows
+        self.flush_interval_s = flush_interval_s
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)  # the thread waits for rows
+        self._progress = threading.Condition(self._lock)  # flushers wait for the thread
+        self._queue: deque[LoggedBatch] = deque()
+        self._pending = 0
+        self._accepted = 0
+        self._finished = 0  # written or failed, in submission order
+        self._dropped = 0
+        self._written = 0
+        self._failed = 0
+        self._flushers = 0
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="modelyard-log-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, batch: LoggedBatch) -> bool:
+        """Queue `batch` for the log without waiting; False if it was dropped."""
+        rows = len(batch.ids)
+        with self._lock:
+            if self._closing or self._pending + rows > self.capacity:
+                self._dropped += rows
+                return False
+            self._queue.append(batch)
+            self._pending += rows
+            self._accepted += rows
+            if self._pending >= self.flush_rows:
+                self._wake.notify()
+            return True
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every row submitted before this call is written (or failed); False if
+        `timeout` seconds passed first."""
+        with self._lock:
+            target = self._accepted
+            self._flushers += 1
+            self._wake.notify()
+            try:
+                return self._progress.wait_for(lambda: self._finished >= target, timeout)
+            finally:
+                self._flushers -= 1
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Write what is queued and stop the thread; later submits are dropped."""
+        with self._lock:
+            self._closing = True
+            self._wake.notify()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            logger.warning(
+                "prediction log writer: %d rows still unwritten after %.1f s at close",
+                self.pending_rows,
+                timeout,
+            )
+
+    @property
+    def pending_rows(self) -> int:
+        """Rows submitted and not yet written or failed."""
+        with self._lock:
+            return self._pending
+
+    @property
+    def dropped_rows(self) -> int:
+        with self._lock:
+            return self._dropped
+
+    @property
+    def written_rows(self) -> int:
+        with self._lock:
+            return self._written
+
+    @property
+    def failed_rows(self) -> int:
+        with self._lock:
+            return self._failed
+
+    # the thread
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                deadline = time.monotonic() + self.flush_interval_s
+                while not self._closing:
+                    if self._queue and (self._flushers or self._pending >= self.flush_rows):
+                        break
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        if self._queue:
+                            break
+                        deadline, remaining = (
+                            deadline + self.flush_interval_s,
+                            self.flush_interval_s,
+                        )
+                    self._wake.wait(remaining)
+                batches = list(self._queue)
+                self._queue.clear()
+                stop = self._closing and not batches
+            if stop:
+                return
+            self._write(batches)
+
+    def _write(self, batches: list[LoggedBatch]) -> None:
+        chunk: list[PredictionRow] = []
+        for batch in batches:
+            try:
+                rows = prediction_rows(batch)
+            except Exception:
+                logger.exception(
+                    "prediction log writer: cannot encode %d predictions of %s version %s",
+                    len(batch.ids),
+                    batch.model,
+                    batch.version,
+                )
+                self._done(len(batch.ids), written=False)
+                continue
+            for row in rows:
+                chunk.append(row)
+                if len(chunk) >= self.flush_rows:
+                    self._write_chunk(chunk)
+                    chunk = []
+        if chunk:
+            self._write_chunk(chunk)
+
+    def _write_chunk(self, rows: list[PredictionRow]) -> None:
+        for attempt, delay in enumerate((*_RETRY_DELAYS_S, None)):
+            try:
+                self.log.write(rows)
+            except Exception:
+                if delay is None:
+                    logger.exception(
+                        "prediction log writer: %d predictions lost after %d attempts",
+                        len(rows),
+                        attempt + 1,
+                    )
+                    self._done(len(rows), written=False)
+                    return
+                time.sleep(delay)
+            else:
+                self._done(len(rows), written=True)
+                return
+
+    def _done(self, rows: int, *, written: bool) -> None:
+        with self._lock:
+            self._pending -= rows
+            self._finished += rows
+            if written:
+                self._written += rows
+            else:
+                self._failed += rows
+            self._progress.notify_all()
+
+
+# -- encoding --------------------------------------------------------------------------
+
+
+def prediction_rows(batch: LoggedBatch) -> list[PredictionRow]:
+    """The rows the log stores for `batch`: inputs and outputs as JSON, `pii` masked."""
+    count = len(batch.ids)
+    inputs = [_json(row) for row in _input_rows(batch, count)]
+    outputs = [_json(row) for row in _output_rows(batch.outputs, count)]
+    if len(inputs) != count or len(outputs) != count:
+        raise ValueError(f"{count} ids but {len(inputs)} input rows and {len(outputs)} output rows")
+    latency = float(batch.latency_ms)
+    return [
+        PredictionRow(i, batch.model, batch.version, batch.at_ms, latency, x, y)
+        for i, x, y in zip(batch.ids, inputs, outputs, strict=True)
+    ]
+
+
+def _input_rows(batch: LoggedBatch, count: int) -> Iterator[Any]:
+    data = batch.inputs
+    columns: dict[str, list[Any]] | None = None
+    if hasattr(data, "columns") and hasattr(data, "iloc"):  # a DataFrame
+        columns = {str(name): _values(data[name]) for name in data.columns}
+    elif isinstance(data, Mapping):
+        columns = {str(name): _values(values) for name, values in data.items()}
+    elif batch.columns is not None and getattr(data, "ndim", 0) == 2:
+        # A table read on the fast path: one array, columns in the signature's order.
+        columns = {name: _values(data[:, k]) for k, name in enumerate(batch.columns)}
+    if columns is None:
+        yield from _values(data)
+        return
+    for name in batch.pii & columns.keys():
+        columns[name] = [MASK] * count
+    yield from _records(columns, count)
+
+
+def _output_rows(outputs: Mapping[str, Any], count: int) -> Iterator[dict[str, Any]]:
+    return _records({str(name): _values(values) for name, values in outputs.items()}, count)
+
+
+def _records(columns: Mapping[str, Sequence[Any]], count: int) -> Iterator[dict[str, Any]]:
+    """Columns of `count` values each, as one dict per row."""
+    if any(len(values) != count for values in columns.values()):
+        lengths = {name: len(values) for name, values in columns.items()}
+        raise ValueError(f"{count} ids but columns of lengths {lengths}")
+    if not columns:
+        return ({} for _ in range(count))
+    names = list(columns)
+    return (dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True))
+
+
+def _values(column: Any) -> list[Any]:
+    """A column or array as a list with one value per row.
+
+    Numbers stay NumPy scalars (or sub-arrays), which orjson writes in their own precision
+    (a float32 0.2 as 0.2); anything else becomes plain Python values.
+    """
+    if isinstance(column, np.ndarray):
+        return list(column) if column.dtype.kind in _NUMBERS else column.tolist()
+    if hasattr(column, "to_numpy") and hasattr(column, "dtype"):  # a pandas Series
+        if column.dtype.kind in _NUMBERS:
+            return list(column.to_numpy())
+        return list(column.tolist())
+    return list(column)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, default=_plain, option=_JSON).decode()
+
+
+def _plain(value: Any) -> Any:
+    """What orjson cannot write itself: pandas and NumPy scalars, missing values, others."""
+    import pandas as pd
+
+    if value is pd.NA or value is pd.NaT:
+        return None
+    if hasattr(value, "tolist"):  # NumPy arrays and scalars
+        return value.tolist()
+    if hasattr(value, "isoformat"):  # pandas Timestamps and Timedeltas
+        return value.isoformat()
+    return str(value)
