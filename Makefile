@@ -28,6 +28,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/tracking.py
 	$(BIN)/python bench/registry.py
+	$(BIN)/python bench/serving.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
