@@ -1,4 +1,4 @@
-"""Score a file under a memory cap: run as a script in a subprocess by `test_batch.py`.
+"""Score a file under a memory cap: run as a script in a subprocess by `test_scoring.py`.
 
 `python _memory_cap.py HOME MODEL WARMUP SOURCE DESTINATION MARGIN_MB` warms up on the small
 WARMUP file (imports, model load, Arrow's thread pools), caps the address space (RLIMIT_AS)
@@ -49,7 +49,7 @@ def main(home: str, model: str, warmup: str, source: str, destination: str, marg
     import pandas as pd
 
     import modelyard as my
-    from modelyard.serving._batch import score
+    from modelyard.serving._scoring import score
 
     my.configure(home=home)
     score(model, warmup, Path(destination).with_name("warmup.parquet"), chunk_rows=5_000)

@@ -148,7 +148,7 @@ def _score(
 ) -> None:
     import pandas as pd
 
-    from modelyard.serving._batch import ScoreJob, run_job
+    from modelyard.serving._scoring import ScoreJob, run_job
 
     folder = Path(tempfile.mkdtemp(prefix="modelyard-demo-"))
     source = folder / "to_score.parquet"

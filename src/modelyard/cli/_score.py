@@ -54,7 +54,7 @@ def score(
     Rows that fail the model's signature go to the rejects file with the reason.
     """
     from modelyard.registry import open_registry
-    from modelyard.serving._batch import Runtime, ScoreJob, ScoreReport, run_job
+    from modelyard.serving._scoring import Runtime, ScoreJob, ScoreReport, run_job
     from modelyard.tracking import open_tracker
 
     settings = settings_of(ctx)

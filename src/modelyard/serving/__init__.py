@@ -3,8 +3,7 @@ log and feedback, and batch scoring of files in-process or on a Dask cluster."""
 
 from __future__ import annotations
 
-from modelyard.serving._app import ServeOptions, create_app
-from modelyard.serving._batch import ScoreReport, score
+from modelyard.serving._app import create_app
 from modelyard.serving._default import read_feedback, read_predictions, record_feedback
 from modelyard.serving._feedback import (
     Feedback,
@@ -23,7 +22,9 @@ from modelyard.serving._log import (
 from modelyard.serving._parquet_log import ParquetPredictionLog
 from modelyard.serving._records import LoggedBatch, PredictionRow
 from modelyard.serving._run import serve
+from modelyard.serving._scoring import ScoreReport, score
 from modelyard.serving._served import ModelRef
+from modelyard.serving._server import ServeOptions
 from modelyard.serving._writer import LogWriter
 
 __all__ = [

@@ -1,9 +1,6 @@
-"""The model server: an ASGI app speaking OIP v2, /v1 JSON and MLflow's /invocations.
-
-`create_app` loads the models, opens the prediction log and returns a FastAPI app; the
-`serve` command runs it under uvicorn. The prediction routes read the raw body with orjson
-(no pydantic on the hot path), validate it against the signature, run it through the
-model's micro-batcher, answer, and hand the record to the log writer without waiting.
+"""The model server as an ASGI app: OIP v2, /v1 JSON and MLflow's /invocations, feedback,
+metrics. `create_app` loads the models and opens the prediction log; `serve` runs it under
+uvicorn. The request path itself is `ModelServer`, in `_server`.
 """
 
 from __future__ import annotations
@@ -11,41 +8,36 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import time
+import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelyard._version import __version__
-from modelyard.errors import (
-    InvalidInput,
-    ModelyardError,
-    NotFound,
-    PayloadTooLarge,
-    PredictionFailed,
-    UnsupportedMediaType,
-)
+from modelyard.errors import InvalidInput, ModelyardError, NotFound
 from modelyard.serving import _protocols as wire
-from modelyard.serving._batcher import Batcher
-from modelyard.serving._ids import new_ids
-from modelyard.serving._inputs import Batch
-from modelyard.serving._metrics import CONTENT_TYPE, ServerMetrics
-from modelyard.serving._records import LoggedBatch
-from modelyard.serving._served import Loaded, ModelRef, ServedModel
+from modelyard.serving._metrics import CONTENT_TYPE
+from modelyard.serving._served import ModelRef, ServedModel
+from modelyard.serving._server import (
+    ModelServer,
+    Protocol,
+    ServeOptions,
+    error_response,
+    label,
+    model_name,
+    read_body,
+)
 
 if TYPE_CHECKING:
     from modelyard.config import Settings
     from modelyard.models import LoadedModel
     from modelyard.registry import Registry
-    from modelyard.serving._feedback import FeedbackStore
-    from modelyard.serving._writer import LogWriter
     from modelyard.tracking import Tracker
 
-Protocol = Literal["v2", "v1", "invocations"]
 _log = logging.getLogger("modelyard.serving")
 _FEEDBACK_WAIT_S = 5.0
 # FastAPI from 0.16x asks OpenTelemetry on every request whether anyone listens; the model
@@ -55,279 +47,6 @@ _NO_TELEMETRY: dict[str, Any] = (
     if "telemetry" in inspect.signature(FastAPI.__init__).parameters
     else {}
 )
-
-
-class ServeOptions(BaseModel):
-    """How a model server batches, loads, logs and limits."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    max_batch_rows: int = Field(default=128, ge=1, description="Rows per call of the model.")
-    max_wait_ms: float = Field(
-        default=2.0, ge=0, description="Longest wait to fill a batch while more requests arrive."
-    )
-    refresh_s: float = Field(default=10.0, gt=0, description="How often aliases are re-resolved.")
-    runtime: Literal["auto", "native", "onnx"] = Field(
-        default="auto", description="auto: ONNX Runtime when the version has an ONNX export."
-    )
-    max_body_bytes: int = Field(default=10 << 20, ge=1)
-    log_predictions: bool = True
-    log_capacity: int = Field(default=100_000, ge=1, description="Rows the log queue holds.")
-    allow_pickle: bool = False
-    trusted: tuple[str, ...] = ()
-
-
-class _Server:
-    """What the routes share: served models, their batchers, the log writer, metrics."""
-
-    def __init__(
-        self,
-        served: dict[str, ServedModel],
-        options: ServeOptions,
-        writer: LogWriter | None,
-        feedback: FeedbackStore | None,
-        close: Callable[[], None],
-    ) -> None:
-        self.served = served
-        self.options = options
-        self.writer = writer
-        self.feedback = feedback
-        self.close_stores = close
-        self.metrics = ServerMetrics()
-        self.batchers: dict[str, Batcher[Loaded]] = {
-            name: Batcher(
-                _compute,
-                max_rows=options.max_batch_rows,
-                max_wait_s=options.max_wait_ms / 1000,
-                on_batch=self._observe_batch,
-                thread_name=f"modelyard-{name}",
-            )
-            for name in served
-        }
-
-    def close(self) -> None:
-        """Write out the prediction log and close the stores (batchers close in the loop)."""
-        if self.writer is not None:
-            self.writer.close()
-        self.close_stores()
-
-    def model(self, name: str) -> ServedModel:
-        served = self.served.get(name)
-        if served is None:
-            raise NotFound(
-                f"no model named {name!r} is served here; served: {', '.join(self.served)}"
-            )
-        return served
-
-    def _observe_batch(self, loaded: Loaded, rows: int) -> None:
-        self.metrics.batch_rows.labels(_model_name(loaded), _label(loaded.version)).observe(rows)
-
-    def refresh(self, name: str) -> bool:
-        served = self.model(name)
-        swapped = served.refresh()
-        if swapped:
-            self.metrics.swaps.labels(name).inc()
-        return swapped
-
-    async def refresh_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.options.refresh_s)
-            for name in self.served:
-                try:
-                    await run_in_threadpool(self.refresh, name)
-                except Exception:  # keep serving the loaded version; the next round retries
-                    _log.exception("could not refresh %s", name)
-            self.update_log_gauges()
-
-    def update_log_gauges(self) -> None:
-        if self.writer is not None:
-            self.metrics.log_queue.set(self.writer.pending_rows)
-            self.metrics.log_failed.set(self.writer.failed_rows)
-
-    async def predict(
-        self,
-        request: Request,
-        name: str,
-        protocol: Protocol,
-        version: str | None = None,
-    ) -> Response:
-        started = time.perf_counter()
-        loaded: Loaded | None = None
-        try:
-            served = self.model(name)
-            loaded = served.current
-            if version is not None and version != str(loaded.version):
-                raise NotFound(
-                    f"model {name!r} serves version {loaded.version}, not {version}; "
-                    f"use /v2/models/{name}/infer for whichever version is current"
-                )
-            batcher = self.batchers[name]
-            batcher.arriving += 1
-            try:
-                batch, outputs_wanted, request_id = await self._decode(request, protocol, loaded)
-            finally:
-                batcher.arriving -= 1
-            served.last_batch = batch
-            try:
-                outputs: dict[str, Any] = await batcher.submit(loaded, batch, batch.rows)
-            except ModelyardError:
-                raise
-            except Exception as exc:
-                _log.warning(
-                    "%s version %s raised on a request", name, loaded.version, exc_info=exc
-                )
-                raise PredictionFailed(
-                    f"the model could not predict this input: {type(exc).__name__}: {exc}"
-                ) from None
-            if outputs_wanted is not None:
-                outputs = _pick(outputs, outputs_wanted, loaded)
-            ids = new_ids(batch.rows)
-            body = self._encode(protocol, name, loaded, request_id, outputs, ids)
-            elapsed = time.perf_counter() - started
-            self._record(loaded, batch, outputs, ids, elapsed)
-            self._count(name, loaded, protocol, 200, elapsed, batch.rows)
-            return Response(
-                body,
-                media_type="application/json",
-                headers={"x-model-name": name, "x-model-version": _label(loaded.version)},
-            )
-        except ModelyardError as exc:
-            known = name in self.served
-            version_label = _label(loaded.version) if loaded is not None else ""
-            self.metrics.requests.labels(
-                name if known else "", version_label, protocol, str(exc.status_code)
-            ).inc()
-            return error_response(protocol, exc.message, exc.status_code)
-
-    async def _decode(
-        self, request: Request, protocol: Protocol, loaded: Loaded
-    ) -> tuple[Batch, list[str] | None, str | None]:
-        body = await read_body(request, self.options.max_body_bytes)
-        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if protocol == "invocations" and media == "text/csv":
-            return wire.decode_csv(body, loaded.reader), None, None
-        if media and media != "application/json" and not media.endswith("+json"):
-            raise UnsupportedMediaType(
-                f"cannot read a {media} body; send JSON with Content-Type: application/json"
-                + (" (or text/csv)" if protocol == "invocations" else "")
-            )
-        payload = wire.parse_json(body)
-        if protocol == "v2":
-            return wire.decode_v2(payload, loaded.reader)
-        if protocol == "v1":
-            return wire.decode_v1(payload, loaded.reader), None, None
-        return wire.decode_invocations(payload, loaded.reader), None, None
-
-    def _encode(
-        self,
-        protocol: Protocol,
-        name: str,
-        loaded: Loaded,
-        request_id: str | None,
-        outputs: dict[str, Any],
-        ids: list[str],
-    ) -> bytes:
-        if protocol == "v2":
-            return wire.encode_v2(name, loaded.version, request_id or ids[0], outputs, ids)
-        return wire.encode_predictions(
-            name, loaded.version, outputs, ids, mlflow=protocol == "invocations"
-        )
-
-    def _record(
-        self,
-        loaded: Loaded,
-        batch: Batch,
-        outputs: dict[str, Any],
-        ids: list[str],
-        elapsed: float,
-    ) -> None:
-        if self.writer is None:
-            return
-        record = LoggedBatch(
-            model=_model_name(loaded),
-            version=loaded.version or 0,
-            ids=ids,
-            at_ms=time.time_ns() // 1_000_000,
-            latency_ms=elapsed * 1000,
-            inputs=batch.data,
-            outputs=outputs,
-            pii=loaded.pii,
-            columns=tuple(loaded.reader.names) if loaded.reader.is_table else None,
-        )
-        if not self.writer.submit(record):
-            model, version = _model_name(loaded), _label(loaded.version)
-            self.metrics.log_dropped.labels(model, version).inc(batch.rows)
-
-    def _count(
-        self, name: str, loaded: Loaded, protocol: str, code: int, elapsed: float, rows: int
-    ) -> None:
-        version = _label(loaded.version)
-        self.metrics.requests.labels(name, version, protocol, str(code)).inc()
-        self.metrics.latency.labels(name, version).observe(elapsed)
-        self.metrics.predictions.labels(name, version).inc(rows)
-
-
-def _compute(loaded: Loaded, batches: Sequence[Batch]) -> list[dict[str, Any]]:
-    """One model call for several requests; if it raises, each request runs alone, so one
-    bad request does not fail the others batched with it."""
-    try:
-        return loaded.compute(batches)
-    except Exception:
-        if len(batches) == 1:
-            raise
-    return [_alone(loaded, batch) for batch in batches]
-
-
-def _alone(loaded: Loaded, batch: Batch) -> Any:
-    try:
-        return loaded.compute([batch])[0]
-    except Exception as exc:
-        return exc
-
-
-def _pick(outputs: dict[str, Any], wanted: list[str], loaded: Loaded) -> dict[str, Any]:
-    if unknown := [w for w in wanted if w not in outputs]:
-        raise InvalidInput(
-            f"unknown output(s) {', '.join(map(repr, unknown))}; the model has: "
-            f"{', '.join(loaded.output_names)}"
-        )
-    return {name: outputs[name] for name in wanted}
-
-
-def _model_name(loaded: Loaded) -> str:
-    version = loaded.model.version
-    return version.name if version is not None else loaded.model.uri
-
-
-def _label(version: int | None) -> str:
-    return "" if version is None else str(version)
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise InvalidInput(f"Content-Length must be a number of bytes, not {declared!r}")
-        if int(declared) > limit:
-            raise PayloadTooLarge(f"the body has {declared} bytes; this server takes {limit}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body is larger than the {limit} bytes this server takes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def error_response(protocol: Protocol, message: str, status_code: int) -> Response:
-    """An error in the form each protocol's clients read."""
-    if protocol == "invocations":
-        code = "BAD_REQUEST" if status_code < 500 else "INTERNAL_ERROR"
-        body: dict[str, Any] = {"error_code": code, "message": message}
-    else:
-        body = {"error": message}
-    return Response(wire.dumps(body), status_code=status_code, media_type="application/json")
 
 
 def create_app(
@@ -385,7 +104,7 @@ def create_app(
             except Exception:
                 _log.exception("could not close a store")
 
-    server = _Server(served, options, writer, feedback, close_stores)
+    server = ModelServer(served, options, writer, feedback, close_stores)
     return _build_app(server)
 
 
@@ -425,7 +144,7 @@ def _resolver(registry: Registry) -> Callable[[ModelRef], int]:
     return resolve
 
 
-def _build_app(server: _Server) -> FastAPI:
+def _build_app(server: ModelServer) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         refresher = asyncio.create_task(server.refresh_forever(), name="modelyard-refresh")
@@ -448,7 +167,40 @@ def _build_app(server: _Server) -> FastAPI:
     app.state.modelyard = server
     _install_error_handlers(app)
     _routes(app, server)
+    app.add_middleware(_PredictionShortcut, server=server)
     return app
+
+
+_PREDICTION_PATHS: list[tuple[re.Pattern[str], Protocol]] = [
+    (re.compile(r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?/infer$"), "v2"),
+    (re.compile(r"^/v1/models/(?P<name>[^/]+):predict$"), "v1"),
+    (re.compile(r"^/invocations$"), "invocations"),
+]
+
+
+class _PredictionShortcut:
+    """Answers prediction requests before FastAPI's routing and per-route machinery.
+
+    The same handlers serve them as the documented routes, which stay in the OpenAPI
+    schema; this only skips the layers a prediction does not use, on the hot path.
+    """
+
+    def __init__(self, app: ASGIApp, server: ModelServer) -> None:
+        self.app = app
+        self.server = server
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path = scope["path"]
+            for pattern, protocol in _PREDICTION_PATHS:
+                if (match := pattern.match(path)) is not None:
+                    name = match.groupdict().get("name") or next(iter(self.server.served))
+                    version = match.groupdict().get("version")
+                    request = Request(scope, receive)
+                    response = await self.server.predict(request, name, protocol, version)
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -464,7 +216,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         return error_response("v2", f"internal error: {type(exc).__name__}", 500)
 
 
-def _routes(app: FastAPI, server: _Server) -> None:
+def _routes(app: FastAPI, server: ModelServer) -> None:
     json = "application/json"
 
     def ok(body: Any, status_code: int = 200) -> Response:
@@ -518,7 +270,7 @@ def _routes(app: FastAPI, server: _Server) -> None:
     def repository_index() -> Response:
         return ok(
             [
-                {"name": name, "version": _label(s.current.version), "state": "READY"}
+                {"name": name, "version": label(s.current.version), "state": "READY"}
                 for name, s in server.served.items()
             ]
         )
@@ -530,7 +282,7 @@ def _routes(app: FastAPI, server: _Server) -> None:
         except ModelyardError as exc:
             return error_response("v2", exc.message, exc.status_code)
         current = server.served[name].current
-        return ok({"name": name, "version": _label(current.version), "swapped": swapped})
+        return ok({"name": name, "version": label(current.version), "swapped": swapped})
 
     # -- /v1 and MLflow ------------------------------------------------------------------
 
@@ -568,7 +320,7 @@ def _routes(app: FastAPI, server: _Server) -> None:
         return Response(server.metrics.exposition(), media_type=CONTENT_TYPE)
 
 
-def _metadata(server: _Server, name: str, version: str | None) -> dict[str, Any]:
+def _metadata(server: ModelServer, name: str, version: str | None) -> dict[str, Any]:
     served = server.model(name)
     loaded = served.current
     if version is not None and version != str(loaded.version):
@@ -596,12 +348,12 @@ def _metadata(server: _Server, name: str, version: str | None) -> dict[str, Any]
     ]
     return {
         "name": name,
-        "versions": [_label(loaded.version)],
+        "versions": [label(loaded.version)],
         "platform": loaded.model.flavor,
         "inputs": inputs,
         "outputs": outputs,
         "parameters": {
-            "model": _model_name(loaded),
+            "model": model_name(loaded),
             "reference": str(served.ref),
             "runtime": loaded.model.runtime,
             "loaded_at": served.loaded_at,
@@ -621,7 +373,7 @@ def _feedback_items(body: Any) -> list[tuple[str, Any]]:
     return items
 
 
-def _record_feedback(server: _Server, items: list[tuple[str, Any]]) -> list[Any]:
+def _record_feedback(server: ModelServer, items: list[tuple[str, Any]]) -> list[Any]:
     if server.feedback is None:
         raise InvalidInput("this server records no feedback")
     try:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from modelyard.serving._app import ServeOptions, create_app
+from modelyard.serving._app import create_app
 from modelyard.serving._metrics import MULTIPROCESS_ENV
+from modelyard.serving._server import ServeOptions
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -34,6 +36,9 @@ def serve(
     import uvicorn
 
     _log_to_stderr()
+    # The event loop shares the interpreter with the log writer and batcher threads; a
+    # shorter switch interval hands it back sooner, which trims the latency tail.
+    sys.setswitchinterval(0.0005)
     options = options or ServeOptions()
     common: dict[str, Any] = {
         "host": host,
@@ -72,6 +77,7 @@ def app_from_environment() -> FastAPI:
     from modelyard.config import Settings
 
     _log_to_stderr()
+    sys.setswitchinterval(0.0005)
     spec = orjson.loads(os.environ[SPEC_ENV])
     return create_app(
         spec["models"],

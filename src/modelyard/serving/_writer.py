@@ -230,7 +230,15 @@ def _input_rows(batch: LoggedBatch, count: int) -> Iterator[Any]:
         columns = {str(name): _values(values) for name, values in data.items()}
     elif batch.columns is not None and getattr(data, "ndim", 0) == 2:
         # A table read on the fast path: one array, columns in the signature's order.
-        columns = {name: _values(data[:, k]) for k, name in enumerate(batch.columns)}
+        names = list(batch.columns)
+        if len(data) != count or data.shape[1] != len(names):
+            raise ValueError(f"{count} ids but an input of shape {data.shape} for {names}")
+        masked = [k for k, name in enumerate(names) if name in batch.pii]
+        for row in data.tolist():
+            for k in masked:
+                row[k] = MASK
+            yield dict(zip(names, row, strict=True))
+        return
     if columns is None:
         yield from _values(data)
         return

@@ -35,7 +35,7 @@ from modelyard.models._conform import (
     tensor_row_problems,
 )
 from modelyard.models._signature import ColumnSpec, TensorSpec
-from modelyard.serving import _batch
+from modelyard.serving import _scoring
 
 ROWS = 400
 # row → the column whose value is bad in it
@@ -301,8 +301,8 @@ def test_bad_jobs_fail_up_front_and_leave_no_output(
             raise RuntimeError("the model broke")
         return real(*args)
 
-    real = _batch.score_chunk
-    monkeypatch.setattr(_batch, "score_chunk", failing)
+    real = _scoring.score_chunk
+    monkeypatch.setattr(_scoring, "score_chunk", failing)
     with pytest.raises(RuntimeError, match="the model broke"):
         my.serving.score(churn, source, destination, chunk_rows=50)
     assert destination.read_bytes() == b"an earlier run"

@@ -1,0 +1,315 @@
+"""The request path of the model server: decode, validate, batch, predict, answer, log.
+
+`ModelServer` holds what every route shares (the served models, their micro-batchers, the
+log writer, the metrics). It reads the raw body with orjson (no pydantic on the hot path),
+validates it against the signature, runs it through the model's batcher, answers, and
+hands the record to the log writer without waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from fastapi import Request, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field
+
+from modelyard.errors import (
+    InvalidInput,
+    ModelyardError,
+    NotFound,
+    PayloadTooLarge,
+    PredictionFailed,
+    UnsupportedMediaType,
+)
+from modelyard.serving import _protocols as wire
+from modelyard.serving._batcher import Batcher
+from modelyard.serving._ids import new_ids
+from modelyard.serving._inputs import Batch
+from modelyard.serving._metrics import ServerMetrics
+from modelyard.serving._records import LoggedBatch
+from modelyard.serving._served import Loaded, ServedModel
+
+if TYPE_CHECKING:
+    from modelyard.serving._feedback import FeedbackStore
+    from modelyard.serving._writer import LogWriter
+
+Protocol = Literal["v2", "v1", "invocations"]
+_log = logging.getLogger("modelyard.serving")
+
+
+class ServeOptions(BaseModel):
+    """How a model server batches, loads, logs and limits."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_batch_rows: int = Field(default=128, ge=1, description="Rows per call of the model.")
+    max_wait_ms: float = Field(
+        default=2.0, ge=0, description="Longest wait to fill a batch while more requests arrive."
+    )
+    refresh_s: float = Field(default=10.0, gt=0, description="How often aliases are re-resolved.")
+    runtime: Literal["auto", "native", "onnx"] = Field(
+        default="auto", description="auto: ONNX Runtime when the version has an ONNX export."
+    )
+    max_body_bytes: int = Field(default=10 << 20, ge=1)
+    log_predictions: bool = True
+    log_capacity: int = Field(default=100_000, ge=1, description="Rows the log queue holds.")
+    allow_pickle: bool = False
+    trusted: tuple[str, ...] = ()
+
+
+class ModelServer:
+    """What the routes share: served models, their batchers, the log writer, metrics."""
+
+    def __init__(
+        self,
+        served: dict[str, ServedModel],
+        options: ServeOptions,
+        writer: LogWriter | None,
+        feedback: FeedbackStore | None,
+        close: Callable[[], None],
+    ) -> None:
+        self.served = served
+        self.options = options
+        self.writer = writer
+        self.feedback = feedback
+        self.close_stores = close
+        self.metrics = ServerMetrics()
+        self.batchers: dict[str, Batcher[Loaded]] = {
+            name: Batcher(
+                _compute,
+                max_rows=options.max_batch_rows,
+                max_wait_s=options.max_wait_ms / 1000,
+                on_batch=self._observe_batch,
+                thread_name=f"modelyard-{name}",
+            )
+            for name in served
+        }
+
+    def close(self) -> None:
+        """Write out the prediction log and close the stores (batchers close in the loop)."""
+        if self.writer is not None:
+            self.writer.close()
+        self.close_stores()
+
+    def model(self, name: str) -> ServedModel:
+        served = self.served.get(name)
+        if served is None:
+            raise NotFound(
+                f"no model named {name!r} is served here; served: {', '.join(self.served)}"
+            )
+        return served
+
+    def _observe_batch(self, loaded: Loaded, rows: int) -> None:
+        self.metrics.batch_rows.labels(model_name(loaded), label(loaded.version)).observe(rows)
+
+    def refresh(self, name: str) -> bool:
+        served = self.model(name)
+        swapped = served.refresh()
+        if swapped:
+            self.metrics.swaps.labels(name).inc()
+        return swapped
+
+    async def refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.refresh_s)
+            for name in self.served:
+                try:
+                    await run_in_threadpool(self.refresh, name)
+                except Exception:  # keep serving the loaded version; the next round retries
+                    _log.exception("could not refresh %s", name)
+            self.update_log_gauges()
+
+    def update_log_gauges(self) -> None:
+        if self.writer is not None:
+            self.metrics.log_queue.set(self.writer.pending_rows)
+            self.metrics.log_failed.set(self.writer.failed_rows)
+
+    async def predict(
+        self,
+        request: Request,
+        name: str,
+        protocol: Protocol,
+        version: str | None = None,
+    ) -> Response:
+        started = time.perf_counter()
+        loaded: Loaded | None = None
+        try:
+            served = self.model(name)
+            loaded = served.current
+            if version is not None and version != str(loaded.version):
+                raise NotFound(
+                    f"model {name!r} serves version {loaded.version}, not {version}; "
+                    f"use /v2/models/{name}/infer for whichever version is current"
+                )
+            batcher = self.batchers[name]
+            batcher.arriving += 1
+            try:
+                batch, outputs_wanted, request_id = await self._decode(request, protocol, loaded)
+            finally:
+                batcher.arriving -= 1
+            served.last_batch = batch
+            try:
+                outputs: dict[str, Any] = await batcher.submit(loaded, batch, batch.rows)
+            except ModelyardError:
+                raise
+            except Exception as exc:
+                _log.warning(
+                    "%s version %s raised on a request", name, loaded.version, exc_info=exc
+                )
+                raise PredictionFailed(
+                    f"the model could not predict this input: {type(exc).__name__}: {exc}"
+                ) from None
+            if outputs_wanted is not None:
+                outputs = _pick(outputs, outputs_wanted, loaded)
+            ids = new_ids(batch.rows)
+            body = self._encode(protocol, name, loaded, request_id, outputs, ids)
+            elapsed = time.perf_counter() - started
+            self._record(loaded, batch, outputs, ids, elapsed)
+            self._count(name, loaded, protocol, 200, elapsed, batch.rows)
+            return Response(
+                body,
+                media_type="application/json",
+                headers={"x-model-name": name, "x-model-version": label(loaded.version)},
+            )
+        except ModelyardError as exc:
+            known = name in self.served
+            version_label = label(loaded.version) if loaded is not None else ""
+            self.metrics.requests.labels(
+                name if known else "", version_label, protocol, str(exc.status_code)
+            ).inc()
+            return error_response(protocol, exc.message, exc.status_code)
+
+    async def _decode(
+        self, request: Request, protocol: Protocol, loaded: Loaded
+    ) -> tuple[Batch, list[str] | None, str | None]:
+        body = await read_body(request, self.options.max_body_bytes)
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if protocol == "invocations" and media == "text/csv":
+            return wire.decode_csv(body, loaded.reader), None, None
+        if media and media != "application/json" and not media.endswith("+json"):
+            raise UnsupportedMediaType(
+                f"cannot read a {media} body; send JSON with Content-Type: application/json"
+                + (" (or text/csv)" if protocol == "invocations" else "")
+            )
+        payload = wire.parse_json(body)
+        if protocol == "v2":
+            return wire.decode_v2(payload, loaded.reader)
+        if protocol == "v1":
+            return wire.decode_v1(payload, loaded.reader), None, None
+        return wire.decode_invocations(payload, loaded.reader), None, None
+
+    def _encode(
+        self,
+        protocol: Protocol,
+        name: str,
+        loaded: Loaded,
+        request_id: str | None,
+        outputs: dict[str, Any],
+        ids: list[str],
+    ) -> bytes:
+        if protocol == "v2":
+            return wire.encode_v2(name, loaded.version, request_id or ids[0], outputs, ids)
+        return wire.encode_predictions(
+            name, loaded.version, outputs, ids, mlflow=protocol == "invocations"
+        )
+
+    def _record(
+        self,
+        loaded: Loaded,
+        batch: Batch,
+        outputs: dict[str, Any],
+        ids: list[str],
+        elapsed: float,
+    ) -> None:
+        if self.writer is None:
+            return
+        record = LoggedBatch(
+            model=model_name(loaded),
+            version=loaded.version or 0,
+            ids=ids,
+            at_ms=time.time_ns() // 1_000_000,
+            latency_ms=elapsed * 1000,
+            inputs=batch.data,
+            outputs=outputs,
+            pii=loaded.pii,
+            columns=tuple(loaded.reader.names) if loaded.reader.is_table else None,
+        )
+        if not self.writer.submit(record):
+            model, version = model_name(loaded), label(loaded.version)
+            self.metrics.log_dropped.labels(model, version).inc(batch.rows)
+
+    def _count(
+        self, name: str, loaded: Loaded, protocol: str, code: int, elapsed: float, rows: int
+    ) -> None:
+        version = label(loaded.version)
+        self.metrics.requests.labels(name, version, protocol, str(code)).inc()
+        self.metrics.latency.labels(name, version).observe(elapsed)
+        self.metrics.predictions.labels(name, version).inc(rows)
+
+
+def _compute(loaded: Loaded, batches: Sequence[Batch]) -> list[dict[str, Any]]:
+    """One model call for several requests; if it raises, each request runs alone, so one
+    bad request does not fail the others batched with it."""
+    try:
+        return loaded.compute(batches)
+    except Exception:
+        if len(batches) == 1:
+            raise
+    return [_alone(loaded, batch) for batch in batches]
+
+
+def _alone(loaded: Loaded, batch: Batch) -> Any:
+    try:
+        return loaded.compute([batch])[0]
+    except Exception as exc:
+        return exc
+
+
+def _pick(outputs: dict[str, Any], wanted: list[str], loaded: Loaded) -> dict[str, Any]:
+    if unknown := [w for w in wanted if w not in outputs]:
+        raise InvalidInput(
+            f"unknown output(s) {', '.join(map(repr, unknown))}; the model has: "
+            f"{', '.join(loaded.output_names)}"
+        )
+    return {name: outputs[name] for name in wanted}
+
+
+def model_name(loaded: Loaded) -> str:
+    version = loaded.model.version
+    return version.name if version is not None else loaded.model.uri
+
+
+def label(version: int | None) -> str:
+    return "" if version is None else str(version)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise InvalidInput(f"Content-Length must be a number of bytes, not {declared!r}")
+        if int(declared) > limit:
+            raise PayloadTooLarge(f"the body has {declared} bytes; this server takes {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body is larger than the {limit} bytes this server takes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def error_response(protocol: Protocol, message: str, status_code: int) -> Response:
+    """An error in the form each protocol's clients read."""
+    if protocol == "invocations":
+        code = "BAD_REQUEST" if status_code < 500 else "INTERNAL_ERROR"
+        body: dict[str, Any] = {"error_code": code, "message": message}
+    else:
+        body = {"error": message}
+    return Response(wire.dumps(body), status_code=status_code, media_type="application/json")
