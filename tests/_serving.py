@@ -27,13 +27,15 @@ def breast_cancer() -> tuple[pd.DataFrame, pd.Series]:
 
 
 def mixed_frame(rows: int = 300, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
-    """A table with a number, a nullable number and a categorical text column."""
+    """A table with a number, a nullable number, a categorical text column and an email
+    address (personal data, by its name; the model does not read it)."""
     rng = np.random.default_rng(seed)
     frame = pd.DataFrame(
         {
             "age": rng.integers(18, 90, rows),
             "income": np.where(rng.random(rows) < 0.1, np.nan, rng.normal(50, 10, rows)),
             "city": rng.choice(CITIES, rows),
+            "email": [f"user{i}@example.org" for i in rng.integers(0, 10**9, rows)],
         }
     )
     label = (frame["age"] > 50).astype(int)

@@ -432,7 +432,8 @@ def test_a_graceful_stop_leaves_exactly_every_prediction_in_the_log(
     assert len(records) == 300  # 150 requests of 2 rows
     assert records["prediction_id"].is_unique
     first = records.iloc[0]
-    assert set(first["inputs"]) == {"age", "income", "city"}
+    assert set(first["inputs"]) == {"age", "income", "city", "email"}
+    assert {row["email"] for row in records["inputs"]} == {"***"}  # personal data, masked
     assert set(first["outputs"]) == {"predict", "predict_proba"}
     probabilities = [p for out in records["outputs"] for p in out["predict_proba"]]
     assert all(isinstance(p, float) for p in probabilities)

@@ -457,6 +457,8 @@ def _conformed(
     data: Any = features if table else features.to_numpy()
 
     def rows(positions: list[int]) -> Any:
+        if len(positions) == len(data):  # every row: no copy by position
+            return data
         return data.iloc[positions] if table else data[positions]
 
     good = [i for i, r in enumerate(reasons) if r is None]
@@ -483,10 +485,11 @@ def _predictions(model: LoadedModel, data: Any, ids: pa.Array, plan: _Plan) -> p
     import numpy as np
     import pyarrow as pa
 
+    outputs = model.outputs(data)  # `data` is conformed already: no second check
     columns: dict[str, pa.Array] = {"row_id": ids}
-    columns |= _output_columns("prediction", np.asarray(model.predict(data)), None)
-    if model.has_proba:
-        proba = np.asarray(model.predict_proba(data), dtype=np.float64)
+    columns |= _output_columns("prediction", outputs["predict"], None)
+    if "predict_proba" in outputs:
+        proba = np.asarray(outputs["predict_proba"], dtype=np.float64)
         columns |= _output_columns("proba", proba, plan.labels)
     rows = len(ids)
     columns["model_version"] = pa.array([plan.version] * rows, pa.int64())
