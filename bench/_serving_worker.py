@@ -80,10 +80,8 @@ def run_score(spec: dict[str, Any]) -> dict[str, Any]:
     import modelyard as my
 
     my.configure(home=spec["home"])
-    try:
-        from modelyard.serving import score
-    except ImportError:  # not exported yet
-        from modelyard.serving._batch import score
+    from modelyard.serving import score
+
     start = time.perf_counter()
     report = score(f"{MODEL}@champion", spec["path"], spec["out"], dask=spec["dask"])
     seconds = time.perf_counter() - start
