@@ -67,6 +67,7 @@ __all__ = [
     "log_param",
     "log_params",
     "models",
+    "monitoring",
     "registry",
     "restore_experiment",
     "restore_run",
@@ -77,7 +78,7 @@ __all__ = [
     "start_run",
     "tracker",
 ]
-_SUBPACKAGES = frozenset({"models", "registry", "serving"})
+_SUBPACKAGES = frozenset({"models", "monitoring", "registry", "serving"})
 _SDK = frozenset(__all__) - {"__version__"} - _SUBPACKAGES
 
 

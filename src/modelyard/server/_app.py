@@ -13,6 +13,7 @@ from modelyard.config import Settings
 from modelyard.errors import PermissionDenied
 from modelyard.registry import SqlRegistry
 from modelyard.server._errors import install_error_handlers, json_response
+from modelyard.server._monitoring import monitoring_router
 from modelyard.server._predictions import predictions_router
 from modelyard.server._registry import registry_router
 from modelyard.server._tracking import tracking_router
@@ -47,6 +48,7 @@ def create_app(backend: SqlTracking, *, prediction_log: PredictionLog | None = N
     app.include_router(tracking_router(backend))
     app.include_router(registry_router(SqlRegistry(backend.metadata, backend.artifacts)))
     app.include_router(predictions_router(log, SqlFeedback(backend.metadata, log)))
+    app.include_router(monitoring_router())
     return app
 
 

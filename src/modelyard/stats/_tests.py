@@ -1,0 +1,60 @@
+"""Two-sample hypothesis tests: has the current sample left the reference's distribution?"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+from modelyard.stats._checks import as_count_pair, as_sample
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """A test's statistic and its p-value (two-sided unless the test says otherwise)."""
+
+    __test__: ClassVar[bool] = False  # not a pytest test class, despite the name
+
+    statistic: float
+    p_value: float
+
+
+def ks_test(reference: ArrayLike, current: ArrayLike) -> TestResult:
+    """Two-sample Kolmogorov–Smirnov test on numeric samples (NaN dropped first).
+
+    The statistic is the largest gap between the two empirical CDFs, in [0, 1]. The
+    p-value is exact while both samples have at most 10,000 values and Smirnov's asymptotic
+    one beyond, so large windows stay fast; both equal `scipy.stats.ks_2samp` (which falls
+    back to the asymptotic p-value, with a RuntimeWarning, in the rare cases where the
+    exact computation fails).
+    """
+    from scipy.stats import ks_2samp
+
+    result = ks_2samp(
+        as_sample(reference, "reference"), as_sample(current, "current"), method="auto"
+    )
+    return TestResult(statistic=float(result.statistic), p_value=float(result.pvalue))
+
+
+def chi2_test(reference_counts: ArrayLike, current_counts: ArrayLike) -> TestResult:
+    """Pearson's chi-squared test of homogeneity of two count vectors over the same categories.
+
+    Categories with no count on either side are dropped; a category seen on one side only is
+    kept, which is how a new (or vanished) category shows. With one category left the
+    samples cannot differ: statistic 0, p-value 1. Equals
+    `scipy.stats.chi2_contingency(table, correction=False)` on the 2 x k table. Like any
+    chi-squared test it is approximate when expected counts are small (below about 5).
+    """
+    from scipy.stats import chi2_contingency
+
+    reference, current = as_count_pair(reference_counts, current_counts)
+    seen = (reference + current) > 0
+    table = np.vstack([reference[seen], current[seen]])
+    if table.shape[1] == 1:
+        return TestResult(statistic=0.0, p_value=1.0)
+    result = chi2_contingency(table, correction=False)
+    return TestResult(statistic=float(result.statistic), p_value=float(result.pvalue))
