@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,9 +66,11 @@ def seeded(home: Path, tmp_path: Path) -> Seeded:
         lr_a.log_params({"C": 1, "penalty": "l2"})
         lr_a.log_metrics({"auc": 0.81, "loss": 0.5})
         lr_a.log_artifact(model, "model")
+    time.sleep(0.002)  # start times are in ms: runs started within one are ordered by id
     with my.start_run("iris", "lr-b") as lr_b:
         lr_b.log_params({"C": 10, "penalty": "l2"})
         lr_b.log_metrics({"auc": 0.92, "loss": 0.5})
+    time.sleep(0.002)
     with my.start_run("iris", "rf") as rf:
         rf.log_params({"n_estimators": 100})
         rf.log_metrics({"auc": 0.88, "ece": float("nan")})

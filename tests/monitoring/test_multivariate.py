@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from modelyard.errors import InvalidInput
-from modelyard.monitoring._multivariate import domain_classifier_drift
+from modelyard.monitoring import domain_classifier_drift
 
 NOISE = ["n1", "n2", "n3"]
 
