@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from modelyard.errors import InvalidInput
-from modelyard.stats import TestResult, chi2_test, ks_test
+from modelyard.stats import TestResult, chi2_test, compare_samples, ks_test
 
 EXACT = 1e-12
 
@@ -131,3 +131,17 @@ def test_chi2_test_with_a_single_category_left_finds_no_difference() -> None:
 def test_chi2_test_refuses_bad_counts(reference: Any, current: Any, message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         chi2_test(reference, current)
+
+
+@pytest.mark.parametrize(("n", "m"), [(50, 80), (3_000, 2_000), (30_000, 20_000)])
+def test_compare_samples_equals_scipys_ks_and_wasserstein(n: int, m: int) -> None:
+    from scipy.stats import ks_2samp, wasserstein_distance
+
+    rng = np.random.default_rng(n)
+    a, b = rng.normal(0, 1, n), rng.normal(0.05, 1.1, m)
+    a[:3] = np.nan  # dropped, like everywhere else
+    compared = compare_samples(a, b)
+    expected = ks_2samp(a[3:], b, method="auto")
+    assert compared.ks.statistic == pytest.approx(expected.statistic, rel=1e-12)
+    assert compared.ks.p_value == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300)
+    assert compared.wasserstein == pytest.approx(wasserstein_distance(a[3:], b), rel=1e-9)

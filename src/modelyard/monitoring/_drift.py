@@ -10,6 +10,7 @@ all missing, too few rows) are reported as such, never given a verdict.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -200,12 +201,14 @@ def _untestable(ref: pd.Series, cur: pd.Series, kind: Kind, rows: int) -> Status
         return "all_missing"
     if len(ref) < MIN_ROWS or len(cur) < MIN_ROWS:
         return "insufficient_data"
+    if kind == "numeric":  # min and max cost far less than counting distinct values
+        if ref.min() == ref.max():
+            return "constant"
+        return "high_cardinality" if _sequential(ref) else None
     distinct = ref.nunique()
     if distinct == 1:
         return "constant"
-    if kind == "categorical" and distinct > 50 and distinct > 0.5 * len(ref):
-        return "high_cardinality"
-    if kind == "numeric" and distinct == len(ref) > 50 and _sequential(ref):
+    if distinct > 50 and distinct > 0.5 * len(ref):
         return "high_cardinality"
     return None
 
@@ -215,9 +218,11 @@ def _sequential(values: pd.Series) -> bool:
     row or customer numbers look like (a feature such as a salary spreads much wider)."""
     import pandas as pd
 
-    if not pd.api.types.is_integer_dtype(values.dtype):
+    if not pd.api.types.is_integer_dtype(values.dtype) or len(values) <= 50:
         return False
-    return bool(values.max() - values.min() + 1 <= 2 * len(values))
+    if values.max() - values.min() + 1 > 2 * len(values):
+        return False
+    return bool(values.is_unique)
 
 
 def _detail(status: Status, ref: pd.Series, cur: pd.Series) -> str:
@@ -260,7 +265,8 @@ def _numbers(series: pd.Series) -> npt.NDArray[np.float64]:
     if pd.api.types.is_datetime64_any_dtype(series.dtype):
         series = series.astype("int64")
     values: npt.NDArray[np.float64] = series.to_numpy(dtype=np.float64)
-    return values
+    finite = np.isfinite(values)
+    return values if finite.all() else values[finite]  # ±inf: left out, like missing values
 
 
 def _numeric(
@@ -274,10 +280,13 @@ def _numeric(
 
     edges = stats.quantile_edges(ref, _BINS)
     ref_counts, cur_counts = stats.bin_counts(ref, edges), stats.bin_counts(cur, edges)
+    compared = stats.compare_samples(ref, cur)  # each sample sorted once for both
+    scale = stats.spread(ref)
     measures = {
-        "wasserstein": stats.normalized_wasserstein(ref, cur),
+        "wasserstein": compared.wasserstein / scale if scale else math.inf,
         "psi": stats.psi(ref_counts, cur_counts),
         "jensen_shannon": stats.jensen_shannon(ref_counts, cur_counts),
+        "ks": compared.ks.statistic,
         "reference_mean": float(ref.mean()),
         "current_mean": float(cur.mean()),
         "reference_std": float(ref.std()),
@@ -285,9 +294,7 @@ def _numeric(
     }
     statistic, p_value = None, None
     if method == "ks":
-        result = stats.ks_test(ref, cur)
-        statistic, p_value = result.statistic, result.p_value
-        measures["ks"] = result.statistic
+        statistic, p_value = compared.ks.statistic, compared.ks.p_value
     labels = _bin_labels(edges)
     counts = (ref_counts, cur_counts)
     return _tested(base, method, statistic, p_value, measures, limits, labels, counts)

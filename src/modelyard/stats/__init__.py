@@ -19,14 +19,22 @@ from modelyard.stats._distributions import (
 )
 from modelyard.stats._multiple import benjamini_hochberg, holm
 from modelyard.stats._proportion import proportion_interval
-from modelyard.stats._tests import TestResult, chi2_test, ks_test
+from modelyard.stats._tests import (
+    SampleComparison,
+    TestResult,
+    chi2_test,
+    compare_samples,
+    ks_test,
+)
 
 __all__ = [
+    "SampleComparison",
     "TestResult",
     "benjamini_hochberg",
     "bin_counts",
     "bootstrap_interval",
     "chi2_test",
+    "compare_samples",
     "holm",
     "jensen_shannon",
     "ks_test",

@@ -58,3 +58,42 @@ def chi2_test(reference_counts: ArrayLike, current_counts: ArrayLike) -> TestRes
         return TestResult(statistic=0.0, p_value=1.0)
     result = chi2_contingency(table, correction=False)
     return TestResult(statistic=float(result.statistic), p_value=float(result.pvalue))
+
+
+_EXACT_KS_MAX = 10_000  # scipy's "auto": exact p-values up to this many values per side
+
+
+@dataclass(frozen=True)
+class SampleComparison:
+    """Two numeric samples compared through their empirical CDFs, sorted once."""
+
+    ks: TestResult
+    wasserstein: float
+
+
+def compare_samples(reference: ArrayLike, current: ArrayLike) -> SampleComparison:
+    """The Kolmogorov–Smirnov test and the Wasserstein-1 distance in one pass.
+
+    Both come from the same two empirical CDFs, so each sample is sorted once instead of
+    once per statistic: equal to `ks_test` and `wasserstein` (and so to SciPy's
+    `ks_2samp` and `wasserstein_distance`), about twice as fast on large samples.
+    NaN is dropped; infinite values are refused, as `wasserstein` refuses them.
+    """
+    a = np.sort(as_sample(reference, "reference", finite=True))
+    b = np.sort(as_sample(current, "current", finite=True))
+    values = np.concatenate([a, b])
+    values.sort(kind="stable")  # two sorted runs: merged in linear time
+    gap = np.abs(
+        np.searchsorted(a, values, side="right") / a.size
+        - np.searchsorted(b, values, side="right") / b.size
+    )
+    statistic = float(gap.max())
+    wasserstein = float(np.sum(gap[:-1] * np.diff(values)))
+    if max(a.size, b.size) <= _EXACT_KS_MAX:
+        return SampleComparison(ks_test(a, b), wasserstein)
+    from scipy.stats import kstwo
+
+    big, small = sorted((float(a.size), float(b.size)), reverse=True)
+    effective = np.round(big * small / (big + small))
+    p_value = float(np.clip(kstwo.sf(statistic, effective), 0.0, 1.0))
+    return SampleComparison(TestResult(statistic, p_value), wasserstein)
