@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         performance,
     )
     from modelyard.monitoring._profile import ColumnProfile, Profile, profile, profile_parquet
+    from modelyard.monitoring._quality import ColumnQuality, QualityReport, data_quality
     from modelyard.monitoring._report import DriftReport, drift_report
     from modelyard.monitoring._skew import ColumnSkew, SkewReport, skew
 
@@ -63,6 +64,9 @@ _HOMES = {
     "Profile": "_profile",
     "profile": "_profile",
     "profile_parquet": "_profile",
+    "ColumnQuality": "_quality",
+    "QualityReport": "_quality",
+    "data_quality": "_quality",
     "DriftReport": "_report",
     "drift_report": "_report",
     "ColumnSkew": "_skew",
@@ -74,6 +78,7 @@ __all__ = [
     "ChangePoint",
     "ColumnDrift",
     "ColumnProfile",
+    "ColumnQuality",
     "ColumnSkew",
     "ConceptDetector",
     "ConceptResult",
@@ -88,9 +93,11 @@ __all__ = [
     "PageHinkley",
     "PerformanceReport",
     "Profile",
+    "QualityReport",
     "SkewReport",
     "WindowPerformance",
     "column_drift",
+    "data_quality",
     "detect_changes",
     "domain_classifier_drift",
     "drift_report",
