@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     )
     from modelyard.monitoring._profile import ColumnProfile, Profile, profile, profile_parquet
     from modelyard.monitoring._quality import ColumnQuality, QualityReport, data_quality
-    from modelyard.monitoring._report import DriftReport, drift_report
+    from modelyard.monitoring._report import DriftReport, drift_report, output_drift
     from modelyard.monitoring._skew import ColumnSkew, SkewReport, skew
 
 _HOMES = {
@@ -69,6 +69,7 @@ _HOMES = {
     "data_quality": "_quality",
     "DriftReport": "_report",
     "drift_report": "_report",
+    "output_drift": "_report",
     "ColumnSkew": "_skew",
     "SkewReport": "_skew",
     "skew": "_skew",
@@ -104,6 +105,7 @@ __all__ = [
     "fairness",
     "inputs_frame",
     "join_feedback",
+    "output_drift",
     "performance",
     "profile",
     "profile_parquet",

@@ -140,3 +140,58 @@ def _multivariate(
         return domain_classifier_drift(reference, current, columns=names, seed=seed), ""
     except InvalidInput as exc:  # too few rows, nothing to learn from: said, not a verdict
         return None, f"multivariate check skipped: {exc.message}"
+
+
+_OUTPUTS = ("prediction", "score", "label")
+
+
+def output_drift(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    *,
+    alpha: float = 0.05,
+    thresholds: Mapping[str, float] | None = None,
+) -> DriftReport:
+    """Prediction drift (the model's answers and scores) and target drift (the labels, where
+    they have arrived), between two windows of `join_feedback` rows.
+
+    Class predictions and labels are compared as categories, scores and regression outputs
+    as numbers; a column with no values on either side (no labels yet, no scores) is left out.
+    """
+    import pandas as pd
+
+    for label, frame in (("reference", reference), ("current", current)):
+        if not isinstance(frame, pd.DataFrame) or "prediction" not in frame:
+            raise InvalidInput(
+                f"{label} must be a frame of join_feedback rows, with a 'prediction' column"
+            )
+    names = [
+        c
+        for c in _OUTPUTS
+        if c in reference
+        and c in current
+        and reference[c].notna().any()
+        and current[c].notna().any()
+    ]
+    categorical = [c for c in ("prediction", "label") if c in names and _classes(reference[c])]
+    return drift_report(
+        reference[names].infer_objects(),
+        current[names].infer_objects(),
+        categorical=categorical,
+        alpha=alpha,
+        thresholds=thresholds,
+        multivariate=False,
+    )
+
+
+def _classes(values: pd.Series) -> bool:
+    """Whether answers are classes: text, booleans, or at most 20 whole numbers."""
+    import pandas as pd
+
+    present = values.dropna().infer_objects()
+    if not pd.api.types.is_numeric_dtype(present.dtype) or pd.api.types.is_bool_dtype(
+        present.dtype
+    ):
+        return True
+    whole = bool((present % 1 == 0).all())
+    return whole and present.nunique() <= 20
