@@ -21,14 +21,12 @@ def read_table(path: Path) -> pd.DataFrame:
     """A Parquet or CSV file as a DataFrame, by suffix."""
     import pandas as pd
 
+    from modelyard.serving._scoring_files import format_of
+
+    kind = format_of(path)  # the suffix rule batch scoring uses
     if not path.is_file():
         raise InvalidInput(f"no such file: {path}")
-    suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    if suffix == ".csv":
-        return pd.read_csv(path)
-    raise InvalidInput(f"cannot read {path}: name it .parquet, .pq or .csv")
+    return pd.read_parquet(path) if kind == "parquet" else pd.read_csv(path)
 
 
 @monitor_app.command("drift")

@@ -312,7 +312,7 @@ def _routes(app: FastAPI, server: ModelServer) -> None:
             records = await run_in_threadpool(_record_feedback, server, items)
         except ModelyardError as exc:
             return error_response("v1", exc.message, exc.status_code)
-        return ok({"feedback": [_feedback_json(r) for r in records]}, 201)
+        return ok({"feedback": records}, 201)  # orjson writes the dataclasses' fields
 
     @app.get("/metrics", tags=["metrics"])
     def metrics() -> Response:
@@ -383,13 +383,3 @@ def _record_feedback(server: ModelServer, items: list[tuple[str, Any]]) -> list[
         if server.writer is None or not server.writer.flush(timeout=_FEEDBACK_WAIT_S):
             raise
         return server.feedback.record(items)
-
-
-def _feedback_json(record: Any) -> dict[str, Any]:
-    return {
-        "prediction_id": record.prediction_id,
-        "label": record.label,
-        "model": record.model,
-        "version": record.version,
-        "at_ms": record.at_ms,
-    }
