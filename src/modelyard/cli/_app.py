@@ -160,6 +160,7 @@ def demo(
 def _register_groups() -> None:
     from modelyard.cli._models import models_app
     from modelyard.cli._monitor import monitor_app
+    from modelyard.cli._monitors import alerts_app
     from modelyard.cli._predictions import predictions_app
     from modelyard.cli._runs import experiments_app, runs_app
     from modelyard.cli._score import score
@@ -170,6 +171,7 @@ def _register_groups() -> None:
     app.add_typer(models_app, name="models")
     app.add_typer(monitor_app, name="monitor")
     app.add_typer(predictions_app, name="predictions")
+    app.add_typer(alerts_app, name="alerts")
     app.command(name="serve")(serve)
     app.command(name="score")(score)
 

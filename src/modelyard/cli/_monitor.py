@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from modelyard.cli._app import JsonFlag
+from modelyard.cli._app import JsonFlag, settings_of
 from modelyard.cli._output import console, fmt, print_json, print_table
 from modelyard.errors import InvalidInput
 
 if TYPE_CHECKING:
     import pandas as pd
 
-monitor_app = typer.Typer(help="Drift reports and data profiles.", no_args_is_help=True)
+    from modelyard.data import ColumnProfile
+    from modelyard.monitoring import TrainingReference
+
+monitor_app = typer.Typer(
+    help="Drift reports, data profiles, and stored monitors of served models.",
+    no_args_is_help=True,
+)
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -92,3 +99,67 @@ def drift(
         console.print(report.note)
     if html is not None:
         console.print(f"HTML report: {html}")
+
+
+@monitor_app.command("reference")
+def reference(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    version: Annotated[int, typer.Argument(help="Version number.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """The training reference VERSION of NAME stores: the profile of its training data."""
+    from modelyard.monitoring._reference import read_reference
+    from modelyard.registry._default import registry_of
+    from modelyard.tracking import open_tracker
+
+    tracker = open_tracker(settings_of(ctx))
+    try:
+        registry = registry_of(tracker)
+        try:
+            found = read_reference(registry, tracker.read_artifact, name, version)
+        finally:
+            registry.close()
+    finally:
+        tracker.close()
+    if as_json:
+        print_json(found.to_dict())
+        return
+    _print_reference(found)
+
+
+def _print_reference(found: TrainingReference) -> None:
+    columns = found.profile.columns.values()
+    print_table(
+        f"training reference of {found.model} version {found.version}: {found.rows} rows, "
+        f"{found.sample_rows} sampled",
+        ["column", "kind", "missing", "mean", "min", "max", "top categories"],
+        [
+            (
+                c.name,
+                c.kind,
+                f"{c.missing} ({c.missing / c.count:.1%})" if c.count else "0",
+                *_summary(c),
+            )
+            for c in columns
+        ],
+    )
+
+
+def _summary(column: ColumnProfile) -> tuple[str, str, str, str]:
+    """Mean, min, max and the top categories of a column, as the table shows them."""
+    if column.kind == "datetime":
+        return _instant(column.mean), _instant(column.min), _instant(column.max), ""
+    if column.kind == "categorical":
+        present = column.count - column.missing
+        top = list(column.counts.items())[:3]
+        shares = ", ".join(f"{value} {count / present:.0%}" for value, count in top)
+        more = len(column.counts) > 3 or column.other
+        return "", "", "", shares + (", …" if more else "")
+    return fmt(column.mean), fmt(column.min), fmt(column.max), ""
+
+
+def _instant(epoch_ns: float | None) -> str:
+    if epoch_ns is None:
+        return "-"
+    return dt.datetime.fromtimestamp(epoch_ns / 1e9, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")

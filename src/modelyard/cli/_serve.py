@@ -55,6 +55,13 @@ def serve(
         list[str] | None,
         typer.Option("--trusted", help="A type name skops may load beyond its defaults."),
     ] = None,
+    monitors: Annotated[
+        bool,
+        typer.Option(
+            "--monitors/--no-monitors",
+            help="Run scheduled monitors on a background thread (never on the request path).",
+        ),
+    ] = False,
 ) -> None:
     """Serve models over OIP v2, /v1 JSON and MLflow /invocations, with feedback and metrics."""
     from modelyard.server import check_bind_address
@@ -74,6 +81,7 @@ def serve(
         log_capacity=log_capacity,
         allow_pickle=allow_pickle,
         trusted=tuple(trusted or ()),
+        run_monitors=monitors,
     )
     base = f"http://{host}:{port}"
     print(

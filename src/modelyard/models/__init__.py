@@ -10,7 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from modelyard.models._load import LoadedModel, PackageVersionWarning
-from modelyard.models._manifest import DatasetRef, FileEntry, Manifest, OnnxExport
+from modelyard.models._manifest import (
+    DatasetRef,
+    FileEntry,
+    Manifest,
+    OnnxExport,
+    TrainingReference,
+)
 from modelyard.models._python import PythonModel
 from modelyard.models._signature import (
     ColumnSpec,
@@ -41,6 +47,7 @@ __all__ = [
     "PythonModel",
     "Signature",
     "TensorSpec",
+    "TrainingReference",
     "infer_signature",
     "to_onnx",
 ]

@@ -50,6 +50,22 @@ class OnnxExport(BaseModel):
     opset: int | None = None
 
 
+class TrainingReference(BaseModel):
+    """The training data as monitoring compares against it: three of the version's files.
+
+    `profile` is the profile of all `rows` training rows; `sample` holds `sample_rows` of
+    them, drawn uniformly, and `outputs` the model's prediction, score and label on each.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    profile: str
+    sample: str
+    outputs: str
+    rows: int
+    sample_rows: int
+
+
 class Manifest(BaseModel):
     # NaN and infinite metrics are written "NaN", "Infinity": JSON has no such numbers.
     model_config = ConfigDict(frozen=True, ser_json_inf_nan="strings")
@@ -69,6 +85,7 @@ class Manifest(BaseModel):
     datasets: list[DatasetRef] = Field(default_factory=list)
     git_commit: str | None = None
     onnx: OnnxExport | None = None
+    reference: TrainingReference | None = None
     created_at: int
     created_by: str
 

@@ -26,6 +26,7 @@ from modelyard.models._manifest import (
     Manifest,
     OnnxExport,
 )
+from modelyard.models._reference import write_reference
 from modelyard.models._signature import Signature, infer_output, infer_signature
 from modelyard.tracking import _validate as v
 from modelyard.tracking._datasets import describe_dataset
@@ -84,6 +85,8 @@ def log_model(
         checked = signature.validate_input(example)
         loaded = flavor.load(folder, options, LoadOptions(allow_pickle=spec.allow_pickle))
         signature = signature.with_outputs(_outputs(loaded, checked))
+        labels = _labels(spec.training_data)
+        reference = write_reference(folder, features, labels, signature, loaded)
         onnx = _export_onnx(model, checked, folder, spec) if spec.onnx else None
         if features is not None:
             tracker.backend.log_dataset(run_id, _training_dataset(spec.training_data, spec.name))
@@ -115,6 +118,7 @@ def log_model(
         ],
         git_commit=git.get("commit"),
         onnx=onnx,
+        reference=reference,
         created_at=now_ms(),
         created_by=current_user(),
     )
@@ -170,6 +174,11 @@ def _features(training_data: Any) -> Any:
             raise InvalidInput("training_data is X or a pair (X, y)")
         return training_data[0]
     return training_data
+
+
+def _labels(training_data: Any) -> Any:
+    """The `y` of an `(X, y)` pair; None when `training_data` is only `X`."""
+    return training_data[1] if isinstance(training_data, tuple) else None
 
 
 def _training_dataset(training_data: Any, name: str) -> DatasetInput:

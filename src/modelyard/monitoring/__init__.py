@@ -1,5 +1,6 @@
 """Monitoring: profiles, data drift per column and across columns, drift reports, skew,
-concept drift, performance with delayed labels and fairness.
+concept drift, performance with delayed labels and fairness, against the training reference
+a version stores. The profile names live in `modelyard.data` and are re-exported here.
 
 Names load on first use, so `import modelyard.monitoring` imports neither scikit-learn nor
 SciPy until a check needs them.
@@ -11,6 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from modelyard.data._profile import ColumnProfile, Profile, profile, profile_parquet
     from modelyard.monitoring._concept import (
         Adwin,
         ChangePoint,
@@ -21,8 +23,23 @@ if TYPE_CHECKING:
         PageHinkley,
         detect_changes,
     )
+    from modelyard.monitoring._default import (
+        alert_deliveries,
+        alert_events,
+        create_alert,
+        create_monitor,
+        delete_alert,
+        delete_monitor,
+        get_monitor,
+        history,
+        list_alerts,
+        list_monitors,
+        monitor_windows,
+        run_monitor,
+    )
     from modelyard.monitoring._drift import ColumnDrift, Distribution, column_drift
     from modelyard.monitoring._fairness import FairnessReport, GroupRates, fairness
+    from modelyard.monitoring._monitors import MonitorRun, WindowResult
     from modelyard.monitoring._multivariate import MultivariateDrift, domain_classifier_drift
     from modelyard.monitoring._performance import (
         MetricValue,
@@ -32,12 +49,30 @@ if TYPE_CHECKING:
         join_feedback,
         performance,
     )
-    from modelyard.monitoring._profile import ColumnProfile, Profile, profile, profile_parquet
+    from modelyard.monitoring._points import ResultPoint
     from modelyard.monitoring._quality import ColumnQuality, QualityReport, data_quality
+    from modelyard.monitoring._reference import TrainingReference, training_reference
     from modelyard.monitoring._report import DriftReport, drift_report, output_drift
     from modelyard.monitoring._skew import ColumnSkew, SkewReport, skew
+    from modelyard.monitoring._spec import Monitor
 
 _HOMES = {
+    "create_monitor": "_default",
+    "get_monitor": "_default",
+    "list_monitors": "_default",
+    "delete_monitor": "_default",
+    "run_monitor": "_default",
+    "history": "_default",
+    "monitor_windows": "_default",
+    "create_alert": "_default",
+    "list_alerts": "_default",
+    "delete_alert": "_default",
+    "alert_events": "_default",
+    "alert_deliveries": "_default",
+    "MonitorRun": "_monitors",
+    "WindowResult": "_monitors",
+    "ResultPoint": "_points",
+    "Monitor": "_spec",
     "Adwin": "_concept",
     "ChangePoint": "_concept",
     "ConceptDetector": "_concept",
@@ -60,13 +95,15 @@ _HOMES = {
     "performance": "_performance",
     "MultivariateDrift": "_multivariate",
     "domain_classifier_drift": "_multivariate",
-    "ColumnProfile": "_profile",
-    "Profile": "_profile",
-    "profile": "_profile",
-    "profile_parquet": "_profile",
+    "ColumnProfile": "modelyard.data._profile",
+    "Profile": "modelyard.data._profile",
+    "profile": "modelyard.data._profile",
+    "profile_parquet": "modelyard.data._profile",
     "ColumnQuality": "_quality",
     "QualityReport": "_quality",
     "data_quality": "_quality",
+    "TrainingReference": "_reference",
+    "training_reference": "_reference",
     "DriftReport": "_report",
     "drift_report": "_report",
     "output_drift": "_report",
@@ -90,26 +127,44 @@ __all__ = [
     "GroupRates",
     "Kswin",
     "MetricValue",
+    "Monitor",
+    "MonitorRun",
     "MultivariateDrift",
     "PageHinkley",
     "PerformanceReport",
     "Profile",
     "QualityReport",
+    "ResultPoint",
     "SkewReport",
+    "TrainingReference",
     "WindowPerformance",
+    "WindowResult",
+    "alert_deliveries",
+    "alert_events",
     "column_drift",
+    "create_alert",
+    "create_monitor",
     "data_quality",
+    "delete_alert",
+    "delete_monitor",
     "detect_changes",
     "domain_classifier_drift",
     "drift_report",
     "fairness",
+    "get_monitor",
+    "history",
     "inputs_frame",
     "join_feedback",
+    "list_alerts",
+    "list_monitors",
+    "monitor_windows",
     "output_drift",
     "performance",
     "profile",
     "profile_parquet",
+    "run_monitor",
     "skew",
+    "training_reference",
 ]
 
 
@@ -117,7 +172,8 @@ def __getattr__(name: str) -> Any:
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module 'modelyard.monitoring' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"modelyard.monitoring.{home}"), name)
+    module = home if "." in home else f"modelyard.monitoring.{home}"
+    return getattr(importlib.import_module(module), name)
 
 
 def __dir__() -> list[str]:

@@ -11,9 +11,11 @@ from fastapi import FastAPI
 from modelyard._version import __version__
 from modelyard.config import Settings
 from modelyard.errors import PermissionDenied
+from modelyard.monitoring._default import monitors_of_backend
 from modelyard.registry import SqlRegistry
 from modelyard.server._errors import install_error_handlers, json_response
 from modelyard.server._monitoring import monitoring_router
+from modelyard.server._monitors import monitors_router
 from modelyard.server._predictions import predictions_router
 from modelyard.server._registry import registry_router
 from modelyard.server._tracking import tracking_router
@@ -46,9 +48,11 @@ def create_app(backend: SqlTracking, *, prediction_log: PredictionLog | None = N
         return json_response({"status": "ok", "version": __version__})
 
     app.include_router(tracking_router(backend))
-    app.include_router(registry_router(SqlRegistry(backend.metadata, backend.artifacts)))
+    registry = SqlRegistry(backend.metadata, backend.artifacts)
+    app.include_router(registry_router(registry))
     app.include_router(predictions_router(log, SqlFeedback(backend.metadata, log)))
-    app.include_router(monitoring_router())
+    app.include_router(monitoring_router(registry, backend.read_artifact))
+    app.include_router(monitors_router(monitors_of_backend(backend, log)))
     return app
 
 

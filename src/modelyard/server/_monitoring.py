@@ -1,8 +1,10 @@
-"""REST routes of monitoring: a drift report over two tables sent in the request."""
+"""REST routes of monitoring: a drift report over two tables sent in the request, and the
+training reference a model version stores."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, Response
 from fastapi.concurrency import run_in_threadpool
@@ -10,6 +12,9 @@ from pydantic import BaseModel, Field
 
 from modelyard.errors import InvalidInput
 from modelyard.server._errors import json_response
+
+if TYPE_CHECKING:
+    from modelyard.registry import Registry
 
 
 class Table(BaseModel):
@@ -32,7 +37,8 @@ class DriftIn(BaseModel):
     multivariate: bool = True
 
 
-def monitoring_router() -> APIRouter:
+def monitoring_router(registry: Registry, read_artifact: Callable[[str, str], bytes]) -> APIRouter:
+    """The routes; references are read through `registry` and `read_artifact(run_id, path)`."""
     api = APIRouter(prefix="/api/v1/monitoring", tags=["monitoring"])
 
     @api.post("/drift")
@@ -41,6 +47,13 @@ def monitoring_router() -> APIRouter:
         if format == "html":
             return Response(report.to_html(), media_type="text/html; charset=utf-8")
         return json_response(report.to_dict())
+
+    @api.get("/reference/{model}/{version}")
+    def reference(model: str, version: int) -> Response:
+        """The training reference of a version: row counts and the profile."""
+        from modelyard.monitoring._reference import read_reference
+
+        return json_response(read_reference(registry, read_artifact, model, version).to_dict())
 
     return api
 

@@ -105,6 +105,12 @@ def create_app(
                 _log.exception("could not close a store")
 
     server = ModelServer(served, options, writer, feedback, close_stores)
+    if metadata is not None:
+        from modelyard.monitoring._default import monitors_on
+        from modelyard.monitoring._exposition import MonitorExposition
+
+        watched = monitors_on(metadata, registry, tracker.read_artifact, log, feedback)
+        server.monitor_metrics = MonitorExposition(watched, {r.model for r in refs})
     return _build_app(server)
 
 
@@ -317,7 +323,10 @@ def _routes(app: FastAPI, server: ModelServer) -> None:
     @app.get("/metrics", tags=["metrics"])
     def metrics() -> Response:
         server.update_log_gauges()
-        return Response(server.metrics.exposition(), media_type=CONTENT_TYPE)
+        text = server.metrics.exposition()
+        if server.monitor_metrics is not None:
+            text += server.monitor_metrics.text()
+        return Response(text, media_type=CONTENT_TYPE)
 
 
 def _metadata(server: ModelServer, name: str, version: str | None) -> dict[str, Any]:

@@ -7,7 +7,8 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from modelyard.serving._app import create_app
@@ -46,18 +47,37 @@ def serve(
         "log_level": "warning",
         "access_log": False,
     }
-    if workers == 1:
-        uvicorn.run(create_app(models, settings=settings, options=options), **common)
+    with _monitor_thread(settings, options.run_monitors):
+        if workers == 1:
+            uvicorn.run(create_app(models, settings=settings, options=options), **common)
+            return
+        # load once here, so a wrong name fails before any worker starts
+        create_app(models, settings=settings, options=options).state.modelyard.close()
+        metrics_dir = tempfile.mkdtemp(prefix="modelyard-metrics-")
+        os.environ[SPEC_ENV] = _spec(models, settings, options)
+        os.environ[MULTIPROCESS_ENV] = metrics_dir
+        try:
+            uvicorn.run(f"{__name__}:app_from_environment", factory=True, workers=workers, **common)
+        finally:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+@contextmanager
+def _monitor_thread(settings: Settings, enabled: bool) -> Iterator[None]:
+    """Scheduled monitors on one thread of this (parent) process, whatever the workers."""
+    if not enabled:
+        yield
         return
-    # load once here, so a wrong name fails before any worker starts
-    create_app(models, settings=settings, options=options).state.modelyard.close()
-    metrics_dir = tempfile.mkdtemp(prefix="modelyard-metrics-")
-    os.environ[SPEC_ENV] = _spec(models, settings, options)
-    os.environ[MULTIPROCESS_ENV] = metrics_dir
-    try:
-        uvicorn.run(f"{__name__}:app_from_environment", factory=True, workers=workers, **common)
-    finally:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
+    from modelyard.monitoring._default import open_monitors
+    from modelyard.monitoring._scheduler import MonitorThread
+
+    with open_monitors(settings) as monitors:
+        thread = MonitorThread(monitors)
+        thread.start()
+        try:
+            yield
+        finally:
+            thread.stop()
 
 
 def _log_to_stderr() -> None:

@@ -35,6 +35,7 @@ from modelyard.serving._records import LoggedBatch
 from modelyard.serving._served import Loaded, ServedModel
 
 if TYPE_CHECKING:
+    from modelyard.monitoring._exposition import MonitorExposition
     from modelyard.serving._feedback import FeedbackStore
     from modelyard.serving._writer import LogWriter
 
@@ -60,6 +61,9 @@ class ServeOptions(BaseModel):
     log_capacity: int = Field(default=100_000, ge=1, description="Rows the log queue holds.")
     allow_pickle: bool = False
     trusted: tuple[str, ...] = ()
+    run_monitors: bool = Field(
+        default=False, description="Run scheduled monitors on a background thread."
+    )
 
 
 class ModelServer:
@@ -79,6 +83,7 @@ class ModelServer:
         self.feedback = feedback
         self.close_stores = close
         self.metrics = ServerMetrics()
+        self.monitor_metrics: MonitorExposition | None = None
         self.batchers: dict[str, Batcher[Loaded]] = {
             name: Batcher(
                 _compute,

@@ -11,6 +11,7 @@ from typing import cast
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Double,
     ForeignKey,
     ForeignKeyConstraint,
@@ -303,4 +304,128 @@ class FeedbackRow(Base):
     model: Mapped[str] = mapped_column(String(256))
     version: Mapped[int] = mapped_column(Integer)
     label: Mapped[str] = mapped_column(Text)  # JSON
+    at: Mapped[int] = mapped_column(BigInteger)
+
+
+class MonitorRow(Base):
+    """A stored monitor: which model's traffic, cut into which windows, checked how."""
+
+    __tablename__ = "monitors"
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(256), unique=True)
+    model: Mapped[str] = mapped_column(String(256))
+    alias: Mapped[str | None] = mapped_column(String(128))
+    version: Mapped[int | None] = mapped_column(Integer)
+    window_ms: Mapped[int | None] = mapped_column(BigInteger)  # time windows, or
+    window_rows: Mapped[int | None] = mapped_column(Integer)  # windows of so many predictions
+    checks: Mapped[str] = mapped_column(Text)  # JSON list of check specs
+    reference: Mapped[str] = mapped_column(Text)  # JSON: what current windows are compared to
+    reference_data: Mapped[bytes | None] = mapped_column(LargeBinary)  # Parquet of a dataset
+    label_delay_ms: Mapped[int] = mapped_column(BigInteger)  # wait for labels before judging
+    schedule_ms: Mapped[int | None] = mapped_column(BigInteger)  # run every so often
+    cursor: Mapped[str] = mapped_column(Text)  # JSON: where the next window starts
+    state: Mapped[str] = mapped_column(Text)  # JSON: concept detectors' state and feedback cursor
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    last_run_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class MonitorWindowRow(Base):
+    """One evaluated window of a monitor, with the full evidence of every check as JSON."""
+
+    __tablename__ = "monitor_windows"
+    __table_args__ = (Index(None, "monitor_id", "start"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    monitor_id: Mapped[int] = mapped_column(ForeignKey("monitors.id", ondelete="CASCADE"))
+    start: Mapped[int] = mapped_column(BigInteger)  # Unix ms, inclusive
+    end: Mapped[int] = mapped_column(BigInteger)  # Unix ms, exclusive
+    version: Mapped[int | None] = mapped_column(Integer)
+    rows: Mapped[int] = mapped_column(Integer)
+    labels: Mapped[int] = mapped_column(Integer)
+    evidence: Mapped[str] = mapped_column(Text)  # JSON: {check: result dict}
+    run_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class MonitorResultRow(Base):
+    """One number of one check for one column (or "" for the whole window): the time series."""
+
+    __tablename__ = "monitor_results"
+    __table_args__ = (Index(None, "monitor_id", "check", "metric", "window_start"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    window_id: Mapped[int] = mapped_column(
+        ForeignKey("monitor_windows.id", ondelete="CASCADE"), index=True
+    )
+    monitor_id: Mapped[int] = mapped_column(ForeignKey("monitors.id", ondelete="CASCADE"))
+    window_start: Mapped[int] = mapped_column(BigInteger)
+    check: Mapped[str] = mapped_column(String(64))
+    column: Mapped[str] = mapped_column(String(256))
+    metric: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float | None] = mapped_column(Double)
+    lower: Mapped[float | None] = mapped_column(Double)
+    upper: Mapped[float | None] = mapped_column(Double)
+    flagged: Mapped[bool | None] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(32))
+
+
+class AlertRuleRow(Base):
+    """A condition over a monitor's results, and where its alerts go."""
+
+    __tablename__ = "alert_rules"
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(256), unique=True)
+    monitor_id: Mapped[int] = mapped_column(ForeignKey("monitors.id", ondelete="CASCADE"))
+    check: Mapped[str] = mapped_column(String(64))
+    metric: Mapped[str] = mapped_column(String(64))
+    field: Mapped[str] = mapped_column(String(16))  # value, lower or upper
+    column: Mapped[str | None] = mapped_column(String(256))  # None: the window's own ("")
+    op: Mapped[str] = mapped_column(String(2))
+    threshold: Mapped[float] = mapped_column(Double)
+    for_windows: Mapped[int] = mapped_column(Integer)
+    severity: Mapped[str] = mapped_column(String(16))
+    cooldown_ms: Mapped[int] = mapped_column(BigInteger)
+    channels: Mapped[str] = mapped_column(Text)  # JSON list of channel specs
+    action: Mapped[str | None] = mapped_column(String(256))
+    state: Mapped[str] = mapped_column(String(16))  # ok, firing
+    streak: Mapped[int] = mapped_column(Integer)  # consecutive windows meeting the condition
+    last_fired_at: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class AlertEventRow(Base):
+    """An alert firing or resolving, with the value and window that caused it."""
+
+    __tablename__ = "alert_events"
+    __table_args__ = (Index(None, "rule_id", "id"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    rule_id: Mapped[int] = mapped_column(ForeignKey("alert_rules.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(String(16))  # firing, resolved
+    severity: Mapped[str] = mapped_column(String(16))
+    value: Mapped[float | None] = mapped_column(Double)
+    window_id: Mapped[int | None] = mapped_column(
+        ForeignKey("monitor_windows.id", ondelete="SET NULL")
+    )
+    window_start: Mapped[int | None] = mapped_column(BigInteger)
+    window_end: Mapped[int | None] = mapped_column(BigInteger)
+    message: Mapped[str] = mapped_column(Text)
+    at: Mapped[int] = mapped_column(BigInteger)
+
+
+class AlertDeliveryRow(Base):
+    """One attempt to deliver an alert event over one channel."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (Index(None, "event_id", "id"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("alert_events.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(16))  # log, webhook, callback
+    target: Mapped[str] = mapped_column(Text)
+    attempt: Mapped[int] = mapped_column(Integer)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
     at: Mapped[int] = mapped_column(BigInteger)

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from modelyard.data import ColumnProfile, Profile, profile, profile_parquet
+from modelyard.data._sketch import QuantileSketch
 from modelyard.errors import InvalidInput
-from modelyard.monitoring import ColumnProfile, Profile, profile, profile_parquet
-from modelyard.monitoring._sketch import QuantileSketch
 
 WORDS = ["red", "green", "blue", "cyan", "magenta", "yellow", "black", "white"]
 EPOCH_2024 = 1_704_067_200_000_000_000

@@ -25,8 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import orjson
 
-from modelyard.errors import InvalidInput
-from modelyard.monitoring._sketch import (
+from modelyard.data._sketch import (
     QuantileSketch,
     derive_seed,
     hll_estimate,
@@ -36,6 +35,7 @@ from modelyard.monitoring._sketch import (
     pack_floats,
     unpack_floats,
 )
+from modelyard.errors import InvalidInput
 
 if TYPE_CHECKING:
     import os

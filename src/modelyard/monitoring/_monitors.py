@@ -1,0 +1,593 @@
+"""Stored monitors: a model's prediction log cut into windows, each checked once against a
+reference, every result kept as a time series and handed to the alert rules.
+
+A window is judged once, when it is complete and `label_delay` has passed since its end
+(so labels sent within that delay count); its results never change afterwards. Time
+windows are aligned to multiples of their length since the epoch; row windows hold
+`window_rows` consecutive predictions. Stretches without predictions make no windows.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError as DbIntegrityError
+
+from modelyard.errors import AlreadyExists, InvalidInput, NotFound
+from modelyard.monitoring._checks import Baseline, Window, run_checks
+from modelyard.monitoring._points import ResultPoint, WindowRef
+from modelyard.monitoring._spec import Check, Monitor, parse_checks, parse_duration
+from modelyard.store._tables import (
+    MonitorResultRow,
+    MonitorRow,
+    MonitorWindowRow,
+    table_of,
+)
+from modelyard.tracking import _validate as v
+from modelyard.tracking._entities import now_ms
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sqlalchemy import Connection
+
+    from modelyard.monitoring._reference import TrainingReference
+    from modelyard.registry import Registry
+    from modelyard.serving._feedback import FeedbackStore
+    from modelyard.serving._log import PredictionLog
+    from modelyard.store import MetadataStore
+
+M = table_of(MonitorRow)
+W = table_of(MonitorWindowRow)
+R = table_of(MonitorResultRow)
+DATASET_ROWS = 100_000  # a dataset reference keeps a uniform sample of at most so many rows
+_JSON = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    """One judged window: its span, size, evidence per check and stored points."""
+
+    id: int
+    start: int
+    end: int
+    version: int | None
+    rows: int
+    labels: int
+    evidence: dict[str, Any]
+    points: list[ResultPoint] = field(default_factory=list)
+
+    @property
+    def flagged(self) -> list[str]:
+        """The checks that flagged this window."""
+        return sorted({p.check for p in self.points if p.flagged and p.column == ""})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "start": self.start,
+            "end": self.end,
+            "version": self.version,
+            "rows": self.rows,
+            "labels": self.labels,
+            "flagged": self.flagged,
+            "evidence": self.evidence,
+        }
+
+
+@dataclass(frozen=True)
+class MonitorRun:
+    """What one run judged, and the alert events it raised."""
+
+    monitor: str
+    windows: list[WindowResult]
+    events: list[Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "monitor": self.monitor,
+            "windows": [w.to_dict() for w in self.windows],
+            "events": [e.to_dict() for e in self.events],
+        }
+
+
+ReferenceReader = Callable[[str, int], "TrainingReference | None"]
+
+
+class Monitors:
+    """Monitors over one metadata store, prediction log, feedback store and registry."""
+
+    def __init__(
+        self,
+        metadata: MetadataStore,
+        log: PredictionLog,
+        feedback: FeedbackStore,
+        registry: Registry,
+        training: ReferenceReader,
+    ) -> None:
+        self.metadata = metadata
+        self.log = log
+        self.feedback = feedback
+        self.registry = registry
+        self.training = training
+
+    # -- definitions -------------------------------------------------------------------------
+
+    def create(
+        self,
+        model: str,
+        *,
+        name: str | None = None,
+        alias: str | None = None,
+        version: int | None = None,
+        window: str | None = None,
+        rows: int | None = None,
+        checks: Sequence[str | Mapping[str, Any]] | None = None,
+        reference: str | Mapping[str, Any] | pd.DataFrame = "training",
+        schedule: str | None = None,
+        label_delay: str | int = 0,
+    ) -> Monitor:
+        """Store a monitor of `model` (named `name`, default the model's name)."""
+        name = name or model
+        v.check_name("monitor", name)
+        if alias is not None and version is not None:
+            raise InvalidInput("give alias= or version=, not both")
+        if window is not None and rows is not None:
+            raise InvalidInput("give window= (a duration) or rows= (a count), not both")
+        if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 2):
+            raise InvalidInput(f"rows must be a whole number of at least 2, got {rows!r}")
+        window_ms = None if rows is not None else parse_duration(window or "1h", "window")
+        if window_ms is not None and window_ms < 1000:
+            raise InvalidInput(f"window must be at least 1s, got {window!r}")
+        parsed = parse_checks(checks)
+        schedule_ms = None if schedule is None else parse_duration(schedule, "schedule")
+        if schedule_ms is not None and schedule_ms < 1000:
+            raise InvalidInput(f"schedule must be at least 1s, got {schedule!r}")
+        self._version(model, alias, version)  # the model, alias or version must exist
+        spec, data = _reference(reference)
+        row = {
+            "name": name,
+            "model": model,
+            "alias": alias,
+            "version": version,
+            "window_ms": window_ms,
+            "window_rows": rows,
+            "checks": orjson.dumps([c.to_dict() for c in parsed]).decode(),
+            "reference": orjson.dumps(spec).decode(),
+            "reference_data": data,
+            "label_delay_ms": parse_duration(label_delay, "label_delay"),
+            "schedule_ms": schedule_ms,
+            "cursor": "{}",
+            "state": "{}",
+            "created_at": now_ms(),
+            "last_run_at": None,
+        }
+        try:
+            self.metadata.write(lambda conn: conn.execute(insert(M).values(**row)))
+        except DbIntegrityError:
+            raise AlreadyExists(f"a monitor named {name!r} exists; pick another name=") from None
+        return self.get(name)
+
+    def get(self, name: str) -> Monitor:
+        with self.metadata.read() as conn:
+            row = conn.execute(select(M).where(M.c.name == name)).mappings().first()
+        if row is None:
+            raise NotFound(f"no monitor named {name!r}; `modelyard monitor list` shows them")
+        return _monitor(row)
+
+    def all(self) -> list[Monitor]:
+        with self.metadata.read() as conn:
+            rows = conn.execute(select(M).order_by(M.c.name)).mappings().all()
+        return [_monitor(row) for row in rows]
+
+    def delete(self, name: str) -> None:
+        """Delete a monitor with its history and alert rules."""
+        monitor_id = self._id(name)
+        self.metadata.write(lambda conn: conn.execute(delete(M).where(M.c.id == monitor_id)))
+
+    # -- running -----------------------------------------------------------------------------
+
+    def run(self, name: str, *, now: int | None = None, deliver: bool = True) -> MonitorRun:
+        """Judge every window of `name` that is complete and settled by `now` (Unix ms)."""
+        from modelyard.monitoring import _alerts
+
+        with self.metadata.read() as conn:
+            row = conn.execute(select(M).where(M.c.name == name)).mappings().first()
+        if row is None:
+            raise NotFound(f"no monitor named {name!r}; `modelyard monitor list` shows them")
+        monitor = _monitor(row)
+        at = now_ms() if now is None else now
+        version = self._version(monitor.model, monitor.alias, monitor.version)
+        horizon = at - monitor.label_delay_ms
+        cursor = orjson.loads(row["cursor"])
+        state = orjson.loads(row["state"])
+        predictions = self._predictions(monitor, version, cursor, horizon)
+        baselines: dict[int | None, Baseline] = {}
+        results, events = [], []
+        for start, end, part, next_cursor in _windows(monitor, predictions, cursor, horizon):
+            window = self._window(monitor, part)
+            served = _served_version(part)
+            if served not in baselines:
+                baselines[served] = self._baseline(monitor, row["reference_data"], served)
+            evidence, points = run_checks(monitor.checks, window, baselines[served], state)
+            labels = int(window.joined["label"].notna().sum())
+            stored = self._store(
+                row["id"],
+                (start, end, served, len(part), labels),
+                evidence,
+                points,
+                next_cursor,
+                state,
+                at,
+            )
+            results.append(stored)
+            ref = WindowRef(stored.id, row["id"], start, end)
+            events.extend(_alerts.evaluate(self.metadata, ref, points, now_ms=at))
+        self.metadata.write(
+            lambda conn: conn.execute(update(M).where(M.c.id == row["id"]).values(last_run_at=at))
+        )
+        if deliver and events:
+            _alerts.deliver(self.metadata, events)
+        return MonitorRun(name, results, events)
+
+    def due(self, *, now: int | None = None) -> list[str]:
+        """Monitors with a schedule whose next run is due."""
+        at = now_ms() if now is None else now
+        return [
+            m.name
+            for m in self.all()
+            if m.schedule_ms is not None
+            and (m.last_run_at is None or at - m.last_run_at >= m.schedule_ms)
+        ]
+
+    # -- results -----------------------------------------------------------------------------
+
+    def history(
+        self,
+        name: str,
+        *,
+        check: str | None = None,
+        metric: str | None = None,
+        column: str | None = None,
+        since: int | None = None,
+        until: int | None = None,
+    ) -> pd.DataFrame:
+        """The stored time series, oldest window first: one row per window, check, column and
+        metric (column "" for the window as a whole)."""
+        import pandas as pd
+
+        monitor_id = self._id(name)
+        query = (
+            select(
+                W.c.start,
+                W.c.end,
+                W.c.version,
+                W.c.rows,
+                R.c.check,
+                R.c.column,
+                R.c.metric,
+                R.c.value,
+                R.c.lower,
+                R.c.upper,
+                R.c.flagged,
+                R.c.status,
+            )
+            .join(W, W.c.id == R.c.window_id)
+            .where(R.c.monitor_id == monitor_id)
+            .order_by(W.c.start, R.c.id)
+        )
+        for column_, value in ((R.c.check, check), (R.c.metric, metric), (R.c.column, column)):
+            if value is not None:
+                query = query.where(column_ == value)
+        if since is not None:
+            query = query.where(W.c.start >= since)
+        if until is not None:
+            query = query.where(W.c.start < until)
+        with self.metadata.read() as conn:
+            rows = conn.execute(query).mappings().all()
+        frame = pd.DataFrame(
+            [dict(r) for r in rows],
+            columns=[
+                "start",
+                "end",
+                "version",
+                "rows",
+                "check",
+                "column",
+                "metric",
+                "value",
+                "lower",
+                "upper",
+                "flagged",
+                "status",
+            ],
+        )
+        for edge in ("start", "end"):
+            frame[edge] = pd.to_datetime(frame[edge], unit="ms", utc=True)
+        return frame.rename(columns={"start": "window_start", "end": "window_end"})
+
+    def windows(self, name: str, *, limit: int = 20) -> list[WindowResult]:
+        """The most recent judged windows, newest first, with their evidence."""
+        monitor_id = self._id(name)
+        with self.metadata.read() as conn:
+            rows = (
+                conn.execute(
+                    select(W)
+                    .where(W.c.monitor_id == monitor_id)
+                    .order_by(W.c.start.desc())
+                    .limit(limit)
+                )
+                .mappings()
+                .all()
+            )
+            points = _points_of(conn, [r["id"] for r in rows])
+        return [
+            WindowResult(
+                id=r["id"],
+                start=r["start"],
+                end=r["end"],
+                version=r["version"],
+                rows=r["rows"],
+                labels=r["labels"],
+                evidence=orjson.loads(r["evidence"]),
+                points=points.get(r["id"], []),
+            )
+            for r in rows
+        ]
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _id(self, name: str) -> int:
+        with self.metadata.read() as conn:
+            found = conn.execute(select(M.c.id).where(M.c.name == name)).scalar()
+        if found is None:
+            raise NotFound(f"no monitor named {name!r}; `modelyard monitor list` shows them")
+        return int(found)
+
+    def _version(self, model: str, alias: str | None, version: int | None) -> int | None:
+        """The version the monitor watches now (None: every version of the model)."""
+        if alias is not None:
+            return self.registry.resolve(f"models:/{model}@{alias}").version
+        if version is not None:
+            return self.registry.get_version(model, version).version
+        self.registry.get_model(model)
+        return None
+
+    def _predictions(
+        self, monitor: Monitor, version: int | None, cursor: Mapping[str, Any], horizon: int
+    ) -> pd.DataFrame:
+        since = cursor.get("next_start", cursor.get("at"))
+        frame = _with_ms(
+            self.log.read(monitor.model, version=version, since_ms=since, until_ms=horizon)
+        ).sort_values(["at_ms", "prediction_id"], kind="stable")
+        if "id" in cursor:  # row windows: skip what the last window held
+            at = frame["at_ms"]
+            done = (at < cursor["at"]) | (
+                (at == cursor["at"]) & (frame["prediction_id"] <= cursor["id"])
+            )
+            frame = frame[~done]
+        return frame.reset_index(drop=True)
+
+    def _window(self, monitor: Monitor, part: pd.DataFrame) -> Window:
+        from modelyard.monitoring._performance import inputs_frame, join_feedback
+
+        first = int(part["at_ms"].min())
+        labels = self.feedback.read(monitor.model, since_ms=first)
+        labels = labels[labels["prediction_id"].isin(set(part["prediction_id"]))]
+        joined = join_feedback(part, labels)
+        joined["latency_ms"] = part["latency_ms"].to_numpy()
+        return Window(joined=joined, inputs=inputs_frame(part).reset_index(drop=True))
+
+    def _baseline(self, monitor: Monitor, data: bytes | None, version: int | None) -> Baseline:
+        import pandas as pd
+
+        manifest = None if version is None else self.registry.get_manifest(monitor.model, version)
+        training = None if version is None else self.training(monitor.model, version)
+        common = Baseline(
+            inputs=None,
+            outputs=None,
+            training=None if training is None else training.sample,
+            metrics=dict(manifest.metrics) if manifest else {},
+            signature=manifest.signature if manifest else None,
+        )
+        kind = monitor.reference["kind"]
+        if kind == "training":
+            if training is None:
+                note = f"version {version} of {monitor.model!r} has no training reference"
+                return replace(common, note=note)
+            return replace(common, inputs=training.sample, outputs=training.outputs)
+        if kind == "dataset":
+            assert data is not None
+            return replace(common, inputs=pd.read_parquet(io.BytesIO(data)))
+        since, until = monitor.reference["since"], monitor.reference["until"]
+        frame = _with_ms(
+            self.log.read(monitor.model, version=version, since_ms=since, until_ms=until)
+        )
+        if len(frame) == 0:
+            note = "the reference window holds no predictions"
+            return replace(common, note=note)
+        window = self._window(monitor, frame)
+        return replace(common, inputs=window.inputs, outputs=window.joined)
+
+    def _store(
+        self,
+        monitor_id: int,
+        shape: tuple[int, int, int | None, int, int],
+        evidence: dict[str, Any],
+        points: list[ResultPoint],
+        cursor: dict[str, Any],
+        state: dict[str, Any],
+        at: int,
+    ) -> WindowResult:
+        start, end, version, rows, labels = shape
+
+        def work(conn: Connection) -> int:
+            inserted = conn.execute(
+                insert(W).values(
+                    monitor_id=monitor_id,
+                    start=start,
+                    end=end,
+                    version=version,
+                    rows=rows,
+                    labels=labels,
+                    evidence=orjson.dumps(evidence, option=_JSON, default=str).decode(),
+                    run_at=at,
+                )
+            )
+            window_id = int(inserted.inserted_primary_key[0])  # type: ignore[index]
+            if points:
+                conn.execute(
+                    insert(R), [_point_row(p, window_id, monitor_id, start) for p in points]
+                )
+            conn.execute(
+                update(M)
+                .where(M.c.id == monitor_id)
+                .values(cursor=orjson.dumps(cursor).decode(), state=orjson.dumps(state).decode())
+            )
+            return int(window_id)
+
+        window_id = self.metadata.write(work)
+        return WindowResult(window_id, start, end, version, rows, labels, evidence, points)
+
+
+def _monitor(row: Any) -> Monitor:
+    return Monitor(
+        name=row["name"],
+        model=row["model"],
+        alias=row["alias"],
+        version=row["version"],
+        window_ms=row["window_ms"],
+        window_rows=row["window_rows"],
+        checks=tuple(
+            Check(c["check"], {k: x for k, x in c.items() if k != "check"})
+            for c in orjson.loads(row["checks"])
+        ),
+        reference=orjson.loads(row["reference"]),
+        schedule_ms=row["schedule_ms"],
+        label_delay_ms=row["label_delay_ms"],
+        created_at=row["created_at"],
+        last_run_at=row["last_run_at"],
+    )
+
+
+def _reference(reference: Any) -> tuple[dict[str, Any], bytes | None]:
+    """The stored form of a reference: its JSON spec, and Parquet bytes for a dataset."""
+    import pandas as pd
+
+    from modelyard.serving._default import to_ms
+
+    if isinstance(reference, str) and reference == "training":
+        return {"kind": "training"}, None
+    if isinstance(reference, pd.DataFrame):
+        if len(reference) == 0:
+            raise InvalidInput("the reference dataset is empty")
+        rows = len(reference)
+        sample = (
+            reference.sample(DATASET_ROWS, random_state=0).sort_index()
+            if rows > DATASET_ROWS
+            else reference
+        )
+        buffer = io.BytesIO()
+        sample.reset_index(drop=True).set_axis([str(c) for c in sample.columns], axis=1).to_parquet(
+            buffer
+        )
+        return {"kind": "dataset", "rows": rows, "sample_rows": len(sample)}, buffer.getvalue()
+    if isinstance(reference, Mapping) and set(reference) == {"since", "until"}:
+        since, until = to_ms(reference["since"], "since"), to_ms(reference["until"], "until")
+        assert since is not None and until is not None
+        if since >= until:
+            raise InvalidInput("the reference window must end after it starts")
+        return {"kind": "window", "since": since, "until": until}, None
+    raise InvalidInput(
+        "reference is 'training' (the version's training data), a window "
+        "{'since': ..., 'until': ...} of the prediction log, or a pandas DataFrame"
+    )
+
+
+def _windows(
+    monitor: Monitor, frame: pd.DataFrame, cursor: Mapping[str, Any], horizon: int
+) -> Iterator[tuple[int, int, pd.DataFrame, dict[str, Any]]]:
+    """(start, end, predictions, cursor after) of each complete, settled window, in order;
+    `frame` is sorted and holds only predictions after the cursor and before `horizon`."""
+    at = frame["at_ms"]
+    if monitor.window_rows is not None:
+        size = monitor.window_rows
+        for first in range(0, len(frame) - size + 1, size):
+            part = frame.iloc[first : first + size]
+            last = part.iloc[-1]
+            after = {"at": int(last["at_ms"]), "id": str(last["prediction_id"])}
+            yield int(part["at_ms"].iloc[0]), int(last["at_ms"]) + 1, part, after
+        return
+    length = monitor.window_ms
+    assert length is not None
+    start = cursor.get("next_start")
+    while len(frame):
+        aligned = (int(at.iloc[0]) // length) * length  # the window of the next prediction
+        start = aligned if start is None else max(int(start), aligned)
+        end = start + length
+        if end > horizon:
+            return
+        inside = at < end
+        yield start, end, frame[inside], {"next_start": end}
+        frame, at = frame[~inside], at[~inside]
+        start = end
+
+
+def _with_ms(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with `at_ms`, its prediction times in Unix milliseconds."""
+    import pandas as pd
+
+    epoch = pd.Timestamp(0, tz="UTC")
+    return frame.assign(at_ms=(frame["at"] - epoch) // pd.Timedelta(milliseconds=1))
+
+
+def _served_version(part: pd.DataFrame) -> int | None:
+    counts = part["version"].value_counts()
+    return int(counts.index[0]) if len(counts) else None
+
+
+def _point_row(point: ResultPoint, window_id: int, monitor_id: int, start: int) -> dict[str, Any]:
+    return {
+        "window_id": window_id,
+        "monitor_id": monitor_id,
+        "window_start": start,
+        "check": point.check,
+        "column": point.column,
+        "metric": point.metric,
+        "value": _finite(point.value),
+        "lower": _finite(point.lower),
+        "upper": _finite(point.upper),
+        "flagged": point.flagged,
+        "status": point.status,
+    }
+
+
+def _finite(value: float | None) -> float | None:
+    import math
+
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _points_of(conn: Connection, window_ids: list[int]) -> dict[int, list[ResultPoint]]:
+    found: dict[int, list[ResultPoint]] = {}
+    if not window_ids:
+        return found
+    rows = conn.execute(select(R).where(R.c.window_id.in_(window_ids)).order_by(R.c.id)).mappings()
+    for r in rows:
+        found.setdefault(r["window_id"], []).append(
+            ResultPoint(
+                r["check"],
+                r["column"],
+                r["metric"],
+                r["value"],
+                r["lower"],
+                r["upper"],
+                r["flagged"],
+                r["status"],
+            )
+        )
+    return found

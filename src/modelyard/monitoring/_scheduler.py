@@ -1,0 +1,57 @@
+"""Running monitors on their schedules: from `modelyard monitor schedule`, or on a background
+thread of `modelyard serve --monitors` (never on the request path)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from modelyard.errors import ModelyardError
+
+if TYPE_CHECKING:
+    from modelyard.monitoring._monitors import Monitors
+
+logger = logging.getLogger("modelyard.monitoring")
+
+
+def run_due(monitors: Monitors, *, now: int | None = None) -> list[tuple[str, str]]:
+    """Run every due monitor once; a failing monitor is reported, the others still run."""
+    outcomes = []
+    for name in monitors.due(now=now):
+        try:
+            result = monitors.run(name, now=now)
+        except ModelyardError as exc:  # a model or alias gone: said, and tried again next time
+            logger.warning("monitor %s failed: %s", name, exc)
+            outcomes.append((name, f"failed: {exc}"))
+            continue
+        flagged = sum(1 for w in result.windows if w.flagged)
+        windows, events = len(result.windows), len(result.events)
+        outcomes.append((name, f"{windows} window(s), {flagged} flagged, {events} alert(s)"))
+    return outcomes
+
+
+class MonitorThread:
+    """A daemon thread running due monitors every `tick` seconds until `stop()`."""
+
+    def __init__(self, monitors: Monitors, *, tick: float = 10.0) -> None:
+        self.monitors = monitors
+        self.tick = tick
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="modelyard-monitors", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                for name, outcome in run_due(self.monitors):
+                    logger.info("monitor %s: %s", name, outcome)
+            except Exception:  # the server must keep serving whatever a monitor does
+                logger.exception("running the due monitors failed")
+            self._stop.wait(self.tick)
