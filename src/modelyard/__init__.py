@@ -48,6 +48,7 @@ __all__ = [
     "compare_runs",
     "configure",
     "create_experiment",
+    "data",
     "delete_experiment",
     "delete_run",
     "download_artifact",
@@ -78,7 +79,7 @@ __all__ = [
     "start_run",
     "tracker",
 ]
-_SUBPACKAGES = frozenset({"models", "monitoring", "registry", "serving"})
+_SUBPACKAGES = frozenset({"data", "models", "monitoring", "registry", "serving"})
 _SDK = frozenset(__all__) - {"__version__"} - _SUBPACKAGES
 
 

@@ -109,6 +109,10 @@ def test_a_version_keeps_the_profile_sample_and_outputs_of_its_training_data(
     listed = {entry.path for entry in manifest.files}
     assert {manifest.reference.profile, manifest.reference.sample} <= listed
     assert manifest.reference.outputs in listed
+    # loading the model fetches only what the model needs
+    loaded = sdk.load_model(f"models:/{name}/{version.version}")
+    assert not (loaded.folder / "reference").exists()
+    assert (loaded.predict(frame.head(3)) == model.predict(frame.head(3))).all()
 
 
 def test_the_sample_is_the_same_every_time_and_whole_when_small(

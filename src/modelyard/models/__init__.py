@@ -15,7 +15,7 @@ from modelyard.models._manifest import (
     FileEntry,
     Manifest,
     OnnxExport,
-    TrainingReference,
+    ReferenceFiles,
 )
 from modelyard.models._python import PythonModel
 from modelyard.models._signature import (
@@ -45,9 +45,9 @@ __all__ = [
     "OutputSpec",
     "PackageVersionWarning",
     "PythonModel",
+    "ReferenceFiles",
     "Signature",
     "TensorSpec",
-    "TrainingReference",
     "infer_signature",
     "to_onnx",
 ]

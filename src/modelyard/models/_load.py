@@ -175,14 +175,15 @@ def _manifest(
 
 
 def _fetch(manifest: Manifest, digest: str, tracker: Tracker, cache_dir: Path) -> Path:
-    """The version's files in a local folder named by the manifest digest, all verified."""
+    """The version's model files (not its training reference) in a local folder named by the
+    manifest digest, all verified."""
     folder = cache_dir / digest
     if folder.is_dir() and _intact(manifest, folder):
         return folder
     temp = cache_dir / f".tmp-{uuid.uuid4().hex}"
     temp.mkdir(parents=True)
     try:
-        for entry in manifest.files:
+        for entry in manifest.model_files():
             data = tracker.read_artifact(manifest.run_id, f"{manifest.artifact_path}/{entry.path}")
             if hashlib.sha256(data).hexdigest() != entry.sha256:
                 raise IntegrityError(
@@ -205,7 +206,7 @@ def _fetch(manifest: Manifest, digest: str, tracker: Tracker, cache_dir: Path) -
 
 
 def _intact(manifest: Manifest, folder: Path) -> bool:
-    for entry in manifest.files:
+    for entry in manifest.model_files():
         path = folder / entry.path
         try:
             with path.open("rb") as handle:

@@ -50,7 +50,7 @@ class OnnxExport(BaseModel):
     opset: int | None = None
 
 
-class TrainingReference(BaseModel):
+class ReferenceFiles(BaseModel):
     """The training data as monitoring compares against it: three of the version's files.
 
     `profile` is the profile of all `rows` training rows; `sample` holds `sample_rows` of
@@ -85,7 +85,7 @@ class Manifest(BaseModel):
     datasets: list[DatasetRef] = Field(default_factory=list)
     git_commit: str | None = None
     onnx: OnnxExport | None = None
-    reference: TrainingReference | None = None
+    reference: ReferenceFiles | None = None
     created_at: int
     created_by: str
 
@@ -107,6 +107,14 @@ class Manifest(BaseModel):
                 f"the model manifest has format {found!r}; this modelyard reads format {FORMAT}"
             )
         return cls.model_validate(raw)
+
+    def model_files(self) -> list[FileEntry]:
+        """The files loading the model needs: all but the training reference's."""
+        reference = self.reference
+        skip = (
+            set() if reference is None else {reference.profile, reference.sample, reference.outputs}
+        )
+        return [entry for entry in self.files if entry.path not in skip]
 
     def file(self, path: str) -> FileEntry:
         for entry in self.files:

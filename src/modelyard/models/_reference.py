@@ -18,7 +18,7 @@ import numpy as np
 
 from modelyard.errors import InvalidInput
 from modelyard.models._conform import as_array
-from modelyard.models._manifest import TrainingReference
+from modelyard.models._manifest import ReferenceFiles
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -37,7 +37,7 @@ SEED = 0
 
 def write_reference(
     folder: Path, features: Any, labels: Any, signature: Signature, predictor: Predictor
-) -> TrainingReference | None:
+) -> ReferenceFiles | None:
     """Write the reference files into `folder`; None (nothing written) for non-tabular data.
 
     `features` is X, a DataFrame or a 2-D array (None or other data, e.g. image tensors,
@@ -71,7 +71,7 @@ def write_reference(
             f"no training reference stored for monitoring: {exc}", UserWarning, stacklevel=4
         )
         return None
-    return TrainingReference(
+    return ReferenceFiles(
         profile=PROFILE_FILE,
         sample=SAMPLE_FILE,
         outputs=OUTPUTS_FILE,

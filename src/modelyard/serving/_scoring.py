@@ -228,7 +228,7 @@ class ModelFiles:
             uri=model.uri,
             digest=folder.name,
             manifest=model.manifest.to_bytes(),
-            files={e.path: (folder / e.path).read_bytes() for e in model.manifest.files},
+            files={e.path: (folder / e.path).read_bytes() for e in model.manifest.model_files()},
             runtime=model.runtime,
             allow_pickle=job.allow_pickle,
             trusted=job.trusted,
@@ -314,7 +314,7 @@ def _rebuild(files: ModelFiles) -> tuple[LoadedModel, Any]:
     manifest = Manifest.from_bytes(files.manifest)
     # kept for the life of the process: a model may read its folder after loading
     folder = tempfile.TemporaryDirectory(prefix="modelyard-model-")
-    for entry in manifest.files:
+    for entry in manifest.model_files():
         data = files.files[entry.path]
         if hashlib.sha256(data).hexdigest() != entry.sha256:
             raise IntegrityError(
