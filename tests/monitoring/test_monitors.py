@@ -244,3 +244,26 @@ def test_scheduled_monitors_run_when_due(model: LogisticRegression) -> None:
     assert run_due(monitors, now=T0 + 10 * HOUR + 60_000) == []
     ((name, outcome),) = run_due(monitors, now=T0 + 11 * HOUR)
     assert name == "churn" and outcome.startswith("0 window(s)")
+
+
+def test_concurrent_runs_judge_each_window_once(model: LogisticRegression) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from modelyard.errors import Conflict
+    from modelyard.monitoring._default import default_monitors
+
+    traffic(model)
+    my.monitoring.create_monitor("churn", rows=500, checks=["latency", "data_drift"])
+    monitors = [default_monitors(), default_monitors()]
+
+    def run(index: int) -> int:
+        try:
+            return len(monitors[index].run("churn", now=T0 + 10 * HOUR).windows)
+        except Conflict:
+            return -1
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(run, [0, 1]))
+    windows = my.monitoring.monitor_windows("churn")
+    assert sorted(w.start for w in windows) == [T0 + i * HOUR for i in range(4)]
+    assert sum(max(n, 0) for n in outcomes) == 4

@@ -18,7 +18,7 @@ import orjson
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 
-from modelyard.errors import AlreadyExists, InvalidInput, NotFound
+from modelyard.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from modelyard.monitoring._checks import Baseline, Window, run_checks
 from modelyard.monitoring._points import ResultPoint, WindowRef
 from modelyard.monitoring._spec import Check, Monitor, parse_checks, parse_duration
@@ -206,10 +206,12 @@ class Monitors:
         cursor = orjson.loads(row["cursor"])
         state = orjson.loads(row["state"])
         predictions = self._predictions(monitor, version, cursor, horizon)
+        feedback = self._feedback(monitor, predictions)
         baselines: dict[int | None, Baseline] = {}
         results, events = [], []
+        position = row["cursor"]
         for start, end, part, next_cursor in _windows(monitor, predictions, cursor, horizon):
-            window = self._window(monitor, part)
+            window = self._window(part, feedback)
             served = _served_version(part)
             if served not in baselines:
                 baselines[served] = self._baseline(monitor, row["reference_data"], served)
@@ -220,10 +222,11 @@ class Monitors:
                 (start, end, served, len(part), labels),
                 evidence,
                 points,
-                next_cursor,
+                (position, orjson.dumps(next_cursor).decode()),
                 state,
                 at,
             )
+            position = orjson.dumps(next_cursor).decode()
             results.append(stored)
             ref = WindowRef(stored.id, row["id"], start, end)
             events.extend(_alerts.evaluate(self.metadata, ref, points, now_ms=at))
@@ -372,12 +375,16 @@ class Monitors:
             frame = frame[~done]
         return frame.reset_index(drop=True)
 
-    def _window(self, monitor: Monitor, part: pd.DataFrame) -> Window:
+    def _feedback(self, monitor: Monitor, predictions: pd.DataFrame) -> pd.DataFrame:
+        """The labels received so far for `predictions` (labels never predate them)."""
+        since = int(predictions["at_ms"].min()) if len(predictions) else None
+        labels = self.feedback.read(monitor.model, since_ms=since)
+        return labels[labels["prediction_id"].isin(set(predictions["prediction_id"]))]
+
+    def _window(self, part: pd.DataFrame, feedback: pd.DataFrame) -> Window:
         from modelyard.monitoring._performance import inputs_frame, join_feedback
 
-        first = int(part["at_ms"].min())
-        labels = self.feedback.read(monitor.model, since_ms=first)
-        labels = labels[labels["prediction_id"].isin(set(part["prediction_id"]))]
+        labels = feedback[feedback["prediction_id"].isin(set(part["prediction_id"]))]
         joined = join_feedback(part, labels)
         joined["latency_ms"] = part["latency_ms"].to_numpy()
         return Window(joined=joined, inputs=inputs_frame(part).reset_index(drop=True))
@@ -410,7 +417,7 @@ class Monitors:
         if len(frame) == 0:
             note = "the reference window holds no predictions"
             return replace(common, note=note)
-        window = self._window(monitor, frame)
+        window = self._window(frame, self._feedback(monitor, frame))
         return replace(common, inputs=window.inputs, outputs=window.joined)
 
     def _store(
@@ -419,10 +426,12 @@ class Monitors:
         shape: tuple[int, int, int | None, int, int],
         evidence: dict[str, Any],
         points: list[ResultPoint],
-        cursor: dict[str, Any],
+        cursor: tuple[str, str],
         state: dict[str, Any],
         at: int,
     ) -> WindowResult:
+        """Store one judged window and move the cursor past it, in one transaction; a cursor
+        another run moved meanwhile refuses the window (`Conflict`): judged once, never twice."""
         start, end, version, rows, labels = shape
 
         def work(conn: Connection) -> int:
@@ -443,11 +452,15 @@ class Monitors:
                 conn.execute(
                     insert(R), [_point_row(p, window_id, monitor_id, start) for p in points]
                 )
-            conn.execute(
+            moved = conn.execute(
                 update(M)
-                .where(M.c.id == monitor_id)
-                .values(cursor=orjson.dumps(cursor).decode(), state=orjson.dumps(state).decode())
+                .where(M.c.id == monitor_id, M.c.cursor == cursor[0])
+                .values(cursor=cursor[1], state=orjson.dumps(state).decode())
             )
+            if moved.rowcount != 1:
+                raise Conflict(
+                    "another run of this monitor judged these windows meanwhile; nothing stored"
+                )
             return int(window_id)
 
         window_id = self.metadata.write(work)
