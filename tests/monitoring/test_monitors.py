@@ -16,7 +16,6 @@ from sklearn.linear_model import LogisticRegression
 
 import modelyard as my
 from modelyard.errors import AlreadyExists, InvalidInput, NotFound
-from modelyard.monitoring import _alerts
 from modelyard.serving._ids import new_ids
 from modelyard.serving._records import PredictionRow
 
@@ -115,7 +114,7 @@ def test_a_monitor_flags_only_the_shifted_window_and_alerts_fire_then_resolve(
     )
     assert monitor.window == "500 rows"
     heard: list[dict[str, Any]] = []
-    _alerts.register_callback("test", lambda event: heard.append(event.to_dict()))
+    my.monitoring.register_callback("test", lambda event: heard.append(event.to_dict()))
     try:
         my.monitoring.create_alert(
             "drift",
@@ -125,7 +124,7 @@ def test_a_monitor_flags_only_the_shifted_window_and_alerts_fire_then_resolve(
         )
         result = my.monitoring.run_monitor("churn", now=T0 + 10 * HOUR)
     finally:
-        _alerts.unregister_callback("test")
+        my.monitoring.unregister_callback("test")
 
     assert len(result.windows) == 4
     drifted = [w for w in result.windows if "data_drift" in w.flagged]

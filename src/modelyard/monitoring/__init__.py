@@ -13,6 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from modelyard.data._profile import ColumnProfile, Profile, profile, profile_parquet
+    from modelyard.monitoring._channels import (
+        register_action,
+        register_callback,
+        unregister_action,
+        unregister_callback,
+    )
     from modelyard.monitoring._concept import (
         Adwin,
         ChangePoint,
@@ -57,6 +63,10 @@ if TYPE_CHECKING:
     from modelyard.monitoring._spec import Monitor
 
 _HOMES = {
+    "register_action": "_channels",
+    "register_callback": "_channels",
+    "unregister_action": "_channels",
+    "unregister_callback": "_channels",
     "create_monitor": "_default",
     "get_monitor": "_default",
     "list_monitors": "_default",
@@ -162,9 +172,13 @@ __all__ = [
     "performance",
     "profile",
     "profile_parquet",
+    "register_action",
+    "register_callback",
     "run_monitor",
     "skew",
     "training_reference",
+    "unregister_action",
+    "unregister_callback",
 ]
 
 
