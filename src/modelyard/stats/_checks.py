@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -99,3 +100,90 @@ def check_positive_int(value: int, name: str) -> int:
 def _few(positions: NDArray[np.intp]) -> str:
     shown = ", ".join(str(int(i)) for i in positions[:5])
     return f"[{shown}, …]" if positions.size > 5 else f"[{shown}]"
+
+
+def as_observations(values: ArrayLike, name: str, *, minimum: int = 1) -> NDArray[np.float64]:
+    """`values` as a 1-D array of finite numbers, at least `minimum` of them.
+
+    Unlike `as_sample`, NaN is refused rather than dropped: in a comparison (and above all a
+    paired one) silently losing rows changes what is compared.
+    """
+    array = as_float_array(values, name)
+    if array.size < minimum:
+        if array.size == 0:
+            raise InvalidInput(f"{name} is empty; pass at least {minimum} value(s)")
+        raise InvalidInput(f"{name} has {array.size} value(s); this test needs at least {minimum}")
+    if not bool(np.isfinite(array).all()):
+        bad = np.flatnonzero(~np.isfinite(array))
+        raise InvalidInput(
+            f"{name} has NaN or infinite values at positions {_few(bad)}; drop those rows "
+            "first (from both samples when they are paired)"
+        )
+    return array
+
+
+def as_pairs(
+    a: ArrayLike, b: ArrayLike, *, minimum: int = 1
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Two samples measured on the same rows: equal lengths, finite values."""
+    x = as_observations(a, "a", minimum=minimum)
+    y = as_observations(b, "b", minimum=minimum)
+    if x.size != y.size:
+        raise InvalidInput(
+            f"a has {x.size} values but b has {y.size}; a paired test needs one value of "
+            "each per row (use the unpaired test for independent samples)"
+        )
+    return x, y
+
+
+def as_count(value: object, name: str) -> int:
+    """A whole number of events or trials, >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise InvalidInput(f"{name} must be a whole number >= 0; got {value!r}")
+    number = float(value)
+    if not math.isfinite(number) or number < 0 or number != math.floor(number):
+        raise InvalidInput(f"{name} must be a whole number >= 0; got {value}")
+    return int(number)
+
+
+def as_rate_counts(successes: object, trials: object, arm: str) -> tuple[int, int]:
+    """The successes and trials of one arm: whole numbers, trials > 0, successes <= trials."""
+    k = as_count(successes, f"successes_{arm}")
+    n = as_count(trials, f"n_{arm}")
+    if n == 0:
+        raise InvalidInput(f"n_{arm} is 0; arm {arm.upper()} needs at least one trial")
+    if k > n:
+        raise InvalidInput(f"successes_{arm} ({k}) exceed n_{arm} ({n})")
+    return k, n
+
+
+ALTERNATIVES = ("two-sided", "less", "greater")
+
+
+def check_alternative(alternative: str) -> str:
+    """'two-sided', or a one-sided 'less'/'greater' about B minus A."""
+    if alternative not in ALTERNATIVES:
+        raise InvalidInput(
+            f"alternative must be 'two-sided', 'less' (B below A) or 'greater' (B above A); "
+            f"got {alternative!r}"
+        )
+    return alternative
+
+
+def check_positive(value: float, name: str) -> float:
+    """A finite number > 0, such as a standard deviation or a ratio."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise InvalidInput(f"{name} must be a finite number > 0; got {value!r}")
+    if not (math.isfinite(float(value)) and float(value) > 0.0):
+        raise InvalidInput(f"{name} must be a finite number > 0; got {value}")
+    return float(value)
+
+
+def check_generator(rng: object) -> np.random.Generator:
+    """A NumPy random generator, so that draws are reproducible from the caller's seed."""
+    if not isinstance(rng, np.random.Generator):
+        raise InvalidInput(
+            f"rng must be a numpy.random.Generator, such as numpy.random.default_rng(42); "
+            f"got {type(rng).__name__}"
+        )
+    return rng
