@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -601,6 +602,32 @@ def test_demo_trains_tracks_and_compares_real_models(tmp_path: Path) -> None:
         "logreg-C0.1",
         "logreg-C1",
     ]
+    _the_demo_monitor_flags_only_the_shifted_windows(demo_home, process.stdout)
+
+
+def _the_demo_monitor_flags_only_the_shifted_windows(demo_home: Path, stdout: str) -> None:
+    """Two windows of normal traffic, then two shifted: drift, an alert, a webhook, a report."""
+    shares = cli_json(
+        demo_home, "monitor", "history", "demo-monitor",
+        "--check", "data_drift", "--metric", "drift_share", "--column", "",
+    )  # fmt: skip
+    assert isinstance(shares, list)
+    assert [(r["rows"], r["flagged"]) for r in shares] == [
+        (120, False),
+        (120, False),
+        (120, True),
+        (120, True),
+    ]
+    assert [r["value"] for r in shares[:2]] == [0.0, 0.0]
+    assert all(r["value"] > 0.2 for r in shares[2:])
+    events = cli_json(demo_home, "alerts", "list", "--events")
+    assert isinstance(events, list)
+    assert [(e["rule"], e["state"]) for e in events] == [("demo-drift", "firing")]
+    fired_on = dt.datetime.fromisoformat(events[0]["window_start"])
+    assert fired_on == dt.datetime.fromisoformat(shares[2]["window_start"])
+    assert "the webhook received: state firing, rule demo-drift" in stdout
+    report = demo_home / "reports" / "drift.html"
+    assert "<html" in report.read_text(encoding="utf-8")
 
 
 def test_experiments_can_be_created_deleted_and_restored(home: Path) -> None:

@@ -50,3 +50,17 @@ def test_labels_that_have_not_arrived_are_left_out() -> None:
 def test_frames_without_predictions_are_refused() -> None:
     with pytest.raises(InvalidInput, match="join_feedback rows"):
         my.monitoring.output_drift(pd.DataFrame({"x": [1]}), pd.DataFrame({"x": [1]}))
+
+
+def test_labels_that_became_floats_while_some_are_missing_match_integer_labels() -> None:
+    """A window with labels still missing holds them as floats (1.0); they are the same
+    classes as the reference's integers, so nothing drifts."""
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 400)
+    reference = pd.DataFrame({"prediction": labels, "label": labels})
+    late = pd.Series(labels[:200], dtype="float64")
+    late.iloc[:20] = np.nan
+    current = pd.DataFrame({"prediction": labels[:200], "label": late})
+    report = my.monitoring.output_drift(reference, current)
+    assert report.columns["label"].status == "tested"
+    assert report.drifted_columns == []

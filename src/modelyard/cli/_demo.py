@@ -199,7 +199,9 @@ def _register(tracker: Tracker, settings: Settings, trained: dict[str, Trained])
         [(d.name, d.role, d.digest[:12], fmt(d.num_rows)) for d in lineage.datasets],
     )
     console.print(Markdown(registry.card(MODEL, versions[0].version)))
+    from modelyard.cli._demo_monitoring import watch_drift
     from modelyard.cli._demo_serving import serve_and_score
 
     best_run = trained[best[0]]
     serve_and_score(tracker, registry, settings, MODEL, best_run.x_test, best_run.y_test)
+    watch_drift(tracker, registry, settings, MODEL, best_run.x_test, best_run.y_test)

@@ -7,6 +7,8 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,11 +31,32 @@ def serve_and_score(
     x_test: pd.DataFrame,
     y_test: pd.Series,
 ) -> None:
+    from modelyard.tracking._environment import current_user
+
+    with serving(settings, model) as http:
+        base = str(http.base_url).rstrip("/")
+        console.print(f"\n[bold]serving[/bold] {model}@champion on {base}")
+        ids = _predict(http, model, x_test, y_test)
+        _feedback(http, ids, y_test)
+        user = current_user()
+        before = registry.get_model(model).aliases["champion"]
+        challenger = registry.get_model(model).aliases["challenger"]
+        registry.set_alias(model, "champion", challenger, actor=user, reason="demo: swap")
+        _show_swap(http, model, x_test, "moved champion to the challenger")
+        registry.rollback(model, "champion", actor=user, reason="demo: roll back")
+        _show_swap(http, model, x_test, f"rolled champion back to version {before}")
+        _metrics(http, model)
+    _score(tracker, registry, settings, model, x_test)
+
+
+@contextmanager
+def serving(settings: Settings, model: str) -> Iterator[httpx.Client]:
+    """`model@champion` served in this process on a free 127.0.0.1 port, and a client of it;
+    on exit the server stops, which writes out its prediction log."""
     import httpx
     import uvicorn
 
     from modelyard.serving import ServeOptions, create_app
-    from modelyard.tracking._environment import current_user
 
     app = create_app([f"{model}@champion"], settings=settings, options=ServeOptions())
     port = _free_port()
@@ -42,25 +65,13 @@ def serve_and_score(
     )
     thread = threading.Thread(target=server.run, name="demo-server", daemon=True)
     thread.start()
-    base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(server)
-        console.print(f"\n[bold]serving[/bold] {model}@champion on {base}")
-        with httpx.Client(base_url=base, timeout=30) as http:
-            ids = _predict(http, model, x_test, y_test)
-            _feedback(http, ids, y_test)
-            user = current_user()
-            before = registry.get_model(model).aliases["champion"]
-            challenger = registry.get_model(model).aliases["challenger"]
-            registry.set_alias(model, "champion", challenger, actor=user, reason="demo: swap")
-            _show_swap(http, model, x_test, "moved champion to the challenger")
-            registry.rollback(model, "champion", actor=user, reason="demo: roll back")
-            _show_swap(http, model, x_test, f"rolled champion back to version {before}")
-            _metrics(http, model)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            yield http
     finally:
         server.should_exit = True
         thread.join(timeout=30)
-    _score(tracker, registry, settings, model, x_test)
 
 
 def _free_port() -> int:

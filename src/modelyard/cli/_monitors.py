@@ -123,8 +123,10 @@ def run(ctx: typer.Context, name: str, as_json: JsonFlag = False) -> None:
         print_json(result.to_dict())
         return
     _print_windows(f"monitor {name}: {len(result.windows)} new window(s)", result.windows)
-    for event in result.events:
-        console.print(f"alert {event.state.upper()} [{event.severity}] {event.message}")
+    for event in result.events:  # not markup: "[warning]" would vanish as a style tag
+        console.print(
+            f"alert {event.state.upper()} [{event.severity}] {event.message}", markup=False
+        )
 
 
 def _print_windows(title: str, windows: list[WindowResult]) -> None:
@@ -209,10 +211,12 @@ def history(
     """The stored results of monitor NAME as a time series."""
     with _monitors(ctx) as monitors:
         frame = monitors.history(name, check=check, metric=metric, column=column)
-    records = frame.assign(
+    frame = frame.assign(
         window_start=frame["window_start"].map(lambda t: t.isoformat()),
         window_end=frame["window_end"].map(lambda t: t.isoformat()),
-    ).to_dict("records")
+    )
+    # missing numbers as None (null), not NaN (which print_json writes as the string "NaN")
+    records = frame.astype(object).where(frame.notna(), None).to_dict("records")
     if as_json:
         print_json(records)
         return

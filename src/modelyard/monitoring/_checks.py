@@ -7,6 +7,7 @@ why in its evidence and stores points without values; it never stops the other c
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from modelyard.models._signature import Signature
     from modelyard.monitoring._report import DriftReport
 
+logger = logging.getLogger("modelyard.monitoring")
 Evidence = dict[str, Any]
 Outcome = tuple[Evidence, list[ResultPoint]]
 _MAX_CLASSES = 20  # as performance(): whole numbers of at most this many kinds are classes
@@ -61,6 +63,10 @@ def run_checks(
             found, numbers = run(window, baseline, check.options, state)
         except InvalidInput as exc:
             found, numbers = {"error": exc.message}, [_missing(check.name, "error")]
+        except Exception as exc:  # a check's own failure is reported, never stops the others
+            logger.exception("check %s failed", check.name)
+            found = {"error": f"{type(exc).__name__}: {exc}"}
+            numbers = [_missing(check.name, "error")]
         evidence[check.name] = found
         points.extend(numbers)
     return evidence, points

@@ -190,7 +190,17 @@ def _one_column(
         return _not_tested(base, status, _detail(status, ref, cur))
     if kind == "numeric":
         return _numeric(base, _numbers(ref), _numbers(cur), chosen, limits)
-    return _categorical(base, ref.astype(str), cur.astype(str), chosen, limits)
+    return _categorical(base, _category_text(ref), _category_text(cur), chosen, limits)
+
+
+def _category_text(values: pd.Series) -> pd.Series:
+    """Categories as text; whole floats as integers, so a label column that became float
+    because some labels are missing still matches its integer reference ("1", not "1.0")."""
+    import pandas as pd
+
+    if pd.api.types.is_float_dtype(values.dtype) and bool((values % 1 == 0).all()):
+        return values.astype("int64").astype(str)
+    return values.astype(str)
 
 
 def _untestable(ref: pd.Series, cur: pd.Series, kind: Kind, rows: int) -> Status | None:

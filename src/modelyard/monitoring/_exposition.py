@@ -45,8 +45,10 @@ class MonitorExposition:
         return generate_latest(registry)
 
     def _read(self) -> tuple[list[Any], list[Any]]:
+        # the window judged last (windows are judged in order); row windows of one batch of
+        # predictions share their start, so the start does not single one out
         latest = (
-            select(W.c.monitor_id, func.max(W.c.start).label("start"))
+            select(func.max(W.c.id).label("window_id"))
             .join(M, M.c.id == W.c.monitor_id)
             .where(M.c.model.in_(self.models))
             .group_by(W.c.monitor_id)
@@ -54,10 +56,7 @@ class MonitorExposition:
         )
         points = (
             select(M.c.name, R.c.check, R.c.column, R.c.metric, R.c.value, R.c.flagged)
-            .join(
-                latest,
-                (latest.c.monitor_id == R.c.monitor_id) & (latest.c.start == R.c.window_start),
-            )
+            .join(latest, latest.c.window_id == R.c.window_id)
             .join(M, M.c.id == R.c.monitor_id)
             .order_by(M.c.name, R.c.id)
         )

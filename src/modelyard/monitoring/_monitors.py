@@ -315,13 +315,15 @@ class Monitors:
 
     def windows(self, name: str, *, limit: int = 20) -> list[WindowResult]:
         """The most recent judged windows, newest first, with their evidence."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise InvalidInput(f"limit must be a whole number of at least 1, got {limit!r}")
         monitor_id = self._id(name)
         with self.metadata.read() as conn:
             rows = (
                 conn.execute(
                     select(W)
                     .where(W.c.monitor_id == monitor_id)
-                    .order_by(W.c.start.desc())
+                    .order_by(W.c.start.desc(), W.c.id.desc())  # row windows may share a start
                     .limit(limit)
                 )
                 .mappings()

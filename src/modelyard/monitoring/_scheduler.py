@@ -25,6 +25,10 @@ def run_due(monitors: Monitors, *, now: int | None = None) -> list[tuple[str, st
             logger.warning("monitor %s failed: %s", name, exc)
             outcomes.append((name, f"failed: {exc}"))
             continue
+        except Exception as exc:  # a bug in one monitor must not starve the ones after it
+            logger.exception("monitor %s failed", name)
+            outcomes.append((name, f"failed: {type(exc).__name__}: {exc}"))
+            continue
         flagged = sum(1 for w in result.windows if w.flagged)
         windows, events = len(result.windows), len(result.events)
         outcomes.append((name, f"{windows} window(s), {flagged} flagged, {events} alert(s)"))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelyard.errors import InvalidInput
+from modelyard.monitoring._concept import DETECTORS
 
 # Each check with the options it takes (and their types).
 CHECK_OPTIONS: dict[str, dict[str, tuple[type, ...]]] = {
@@ -37,6 +38,10 @@ CHECK_OPTIONS: dict[str, dict[str, tuple[type, ...]]] = {
 }
 DEFAULT_CHECKS = ("data_drift", "prediction_drift", "data_quality", "performance", "latency")
 _REQUIRED = {"fairness": ("sensitive",)}
+# Option values every window would refuse, refused when the monitor is created instead.
+_CHOICES = {"task": ("classification", "regression"), "detector": tuple(DETECTORS)}
+_LEVELS = ("alpha", "confidence")  # strictly between 0 and 1
+_COLUMN_LISTS = ("columns", "sensitive", "key")  # column names, each given once
 _UNITS_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 
@@ -113,6 +118,8 @@ def parse_duration(text: str | int | float, what: str) -> int:
 
 
 def format_duration(ms: int) -> str:
+    if ms == 0:
+        return "0s"
     for unit in ("w", "d", "h", "m", "s"):
         size = _UNITS_MS[unit]
         if ms >= size and ms % size == 0:
@@ -154,6 +161,20 @@ def _check(item: str | Mapping[str, Any]) -> Check:
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             wanted = " or ".join(t.__name__ for t in types)
             raise InvalidInput(f"option {key!r} of check {name!r} must be {wanted}, got {value!r}")
+        _check_value(name, key, value)
     if missing := [k for k in _REQUIRED.get(name, ()) if k not in options]:
         raise InvalidInput(f"check {name!r} needs option(s) {', '.join(missing)}")
     return Check(name, dict(options))
+
+
+def _check_value(check: str, key: str, value: Any) -> None:
+    where = f"option {key!r} of check {check!r}"
+    if key in _CHOICES and value not in _CHOICES[key]:
+        raise InvalidInput(f"{where} is one of {', '.join(_CHOICES[key])}, got {value!r}")
+    if key in _LEVELS and not 0 < value < 1:
+        raise InvalidInput(f"{where} must be strictly between 0 and 1, got {value!r}")
+    if key in _COLUMN_LISTS and isinstance(value, list):
+        if not all(isinstance(column, str) for column in value):
+            raise InvalidInput(f"{where} is a list of column names, got {value!r}")
+        if repeated := sorted({c for c in value if value.count(c) > 1}):
+            raise InvalidInput(f"{where} names column(s) {', '.join(repeated)} more than once")

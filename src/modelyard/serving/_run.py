@@ -72,7 +72,7 @@ def _monitor_thread(settings: Settings, enabled: bool) -> Iterator[None]:
     from modelyard.monitoring._scheduler import MonitorThread
 
     with open_monitors(settings) as monitors:
-        thread = MonitorThread(monitors)
+        thread = MonitorThread(monitors, tick=1.0)  # schedules may be as short as 1s
         thread.start()
         try:
             yield
