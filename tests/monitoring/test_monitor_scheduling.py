@@ -21,8 +21,9 @@ from modelyard.config import Settings
 from modelyard.monitoring import _alerts, _exposition
 from modelyard.monitoring._default import open_monitors
 from modelyard.monitoring._exposition import MonitorExposition
-from modelyard.monitoring._monitors import MonitorRun, Monitors
+from modelyard.monitoring._monitors import Monitors
 from modelyard.monitoring._scheduler import MonitorThread, run_due
+from modelyard.monitoring._windowing import MonitorRun
 
 LATER = T0 + 10 * 3_600_000  # long after the traffic: every window is complete
 Sample = tuple[str, tuple[tuple[str, str], ...]]

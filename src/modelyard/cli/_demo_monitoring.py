@@ -20,8 +20,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from modelyard.config import Settings
-    from modelyard.monitoring._monitors import MonitorRun, Monitors, WindowResult
+    from modelyard.monitoring._monitors import Monitors
     from modelyard.monitoring._points import ResultPoint
+    from modelyard.monitoring._windowing import MonitorRun, WindowResult
     from modelyard.registry import Registry
     from modelyard.tracking import Tracker
 

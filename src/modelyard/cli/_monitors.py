@@ -17,7 +17,8 @@ from modelyard.cli._output import console, fmt, fmt_time, print_json, print_tabl
 from modelyard.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from modelyard.monitoring._monitors import Monitors, WindowResult
+    from modelyard.monitoring._monitors import Monitors
+    from modelyard.monitoring._windowing import WindowResult
 
 alerts_app = typer.Typer(
     help="Alert rules over monitor results, and the alerts they raised.", no_args_is_help=True

@@ -45,7 +45,6 @@ if TYPE_CHECKING:
     )
     from modelyard.monitoring._drift import ColumnDrift, Distribution, column_drift
     from modelyard.monitoring._fairness import FairnessReport, GroupRates, fairness
-    from modelyard.monitoring._monitors import MonitorRun, WindowResult
     from modelyard.monitoring._multivariate import MultivariateDrift, domain_classifier_drift
     from modelyard.monitoring._performance import (
         MetricValue,
@@ -61,6 +60,7 @@ if TYPE_CHECKING:
     from modelyard.monitoring._report import DriftReport, drift_report, output_drift
     from modelyard.monitoring._skew import ColumnSkew, SkewReport, skew
     from modelyard.monitoring._spec import Monitor
+    from modelyard.monitoring._windowing import MonitorRun, WindowResult
 
 _HOMES = {
     "register_action": "_channels",
@@ -79,8 +79,8 @@ _HOMES = {
     "delete_alert": "_default",
     "alert_events": "_default",
     "alert_deliveries": "_default",
-    "MonitorRun": "_monitors",
-    "WindowResult": "_monitors",
+    "MonitorRun": "_windowing",
+    "WindowResult": "_windowing",
     "ResultPoint": "_points",
     "Monitor": "_spec",
     "Adwin": "_concept",

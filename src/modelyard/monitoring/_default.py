@@ -19,9 +19,10 @@ if TYPE_CHECKING:
 
     from modelyard.config import Settings
     from modelyard.monitoring._alerts import AlertEvent, AlertRule, Delivery
-    from modelyard.monitoring._monitors import MonitorRun, Monitors, WindowResult
+    from modelyard.monitoring._monitors import Monitors
     from modelyard.monitoring._reference import TrainingReference
     from modelyard.monitoring._spec import Monitor
+    from modelyard.monitoring._windowing import MonitorRun, WindowResult
     from modelyard.registry import Registry
     from modelyard.serving._log import PredictionLog
     from modelyard.store import MetadataStore

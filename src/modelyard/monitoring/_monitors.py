@@ -10,8 +10,8 @@ windows are aligned to multiples of their length since the epoch; row windows ho
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -21,7 +21,20 @@ from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from modelyard.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from modelyard.monitoring._checks import Baseline, Window, run_checks
 from modelyard.monitoring._points import ResultPoint, WindowRef
-from modelyard.monitoring._spec import Check, Monitor, parse_checks, parse_duration
+from modelyard.monitoring._spec import (
+    Check,
+    Monitor,
+    parse_checks,
+    parse_duration,
+    parse_reference,
+)
+from modelyard.monitoring._windowing import (
+    MonitorRun,
+    WindowResult,
+    served_version,
+    windows,
+    with_ms,
+)
 from modelyard.store._tables import (
     MonitorResultRow,
     MonitorRow,
@@ -44,55 +57,7 @@ if TYPE_CHECKING:
 M = table_of(MonitorRow)
 W = table_of(MonitorWindowRow)
 R = table_of(MonitorResultRow)
-DATASET_ROWS = 100_000  # a dataset reference keeps a uniform sample of at most so many rows
 _JSON = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
-
-
-@dataclass(frozen=True)
-class WindowResult:
-    """One judged window: its span, size, evidence per check and stored points."""
-
-    id: int
-    start: int
-    end: int
-    version: int | None
-    rows: int
-    labels: int
-    evidence: dict[str, Any]
-    points: list[ResultPoint] = field(default_factory=list)
-
-    @property
-    def flagged(self) -> list[str]:
-        """The checks that flagged this window."""
-        return sorted({p.check for p in self.points if p.flagged and p.column == ""})
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "start": self.start,
-            "end": self.end,
-            "version": self.version,
-            "rows": self.rows,
-            "labels": self.labels,
-            "flagged": self.flagged,
-            "evidence": self.evidence,
-        }
-
-
-@dataclass(frozen=True)
-class MonitorRun:
-    """What one run judged, and the alert events it raised."""
-
-    monitor: str
-    windows: list[WindowResult]
-    events: list[Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "monitor": self.monitor,
-            "windows": [w.to_dict() for w in self.windows],
-            "events": [e.to_dict() for e in self.events],
-        }
 
 
 ReferenceReader = Callable[[str, int], "TrainingReference | None"]
@@ -148,7 +113,7 @@ class Monitors:
         if schedule_ms is not None and schedule_ms < 1000:
             raise InvalidInput(f"schedule must be at least 1s, got {schedule!r}")
         self._version(model, alias, version)  # the model, alias or version must exist
-        spec, data = _reference(reference)
+        spec, data = parse_reference(reference)
         row = {
             "name": name,
             "model": model,
@@ -210,9 +175,9 @@ class Monitors:
         baselines: dict[int | None, Baseline] = {}
         results, events = [], []
         position = row["cursor"]
-        for start, end, part, next_cursor in _windows(monitor, predictions, cursor, horizon):
+        for start, end, part, next_cursor in windows(monitor, predictions, cursor, horizon):
             window = self._window(part, feedback)
-            served = _served_version(part)
+            served = served_version(part)
             if served not in baselines:
                 baselines[served] = self._baseline(monitor, row["reference_data"], served)
             evidence, points = run_checks(monitor.checks, window, baselines[served], state)
@@ -366,7 +331,7 @@ class Monitors:
         self, monitor: Monitor, version: int | None, cursor: Mapping[str, Any], horizon: int
     ) -> pd.DataFrame:
         since = cursor.get("next_start", cursor.get("at"))
-        frame = _with_ms(
+        frame = with_ms(
             self.log.read(monitor.model, version=version, since_ms=since, until_ms=horizon)
         ).sort_values(["at_ms", "prediction_id"], kind="stable")
         if "id" in cursor:  # row windows: skip what the last window held
@@ -413,7 +378,7 @@ class Monitors:
             assert data is not None
             return replace(common, inputs=pd.read_parquet(io.BytesIO(data)))
         since, until = monitor.reference["since"], monitor.reference["until"]
-        frame = _with_ms(
+        frame = with_ms(
             self.log.read(monitor.model, version=version, since_ms=since, until_ms=until)
         )
         if len(frame) == 0:
@@ -487,82 +452,6 @@ def _monitor(row: Any) -> Monitor:
         created_at=row["created_at"],
         last_run_at=row["last_run_at"],
     )
-
-
-def _reference(reference: Any) -> tuple[dict[str, Any], bytes | None]:
-    """The stored form of a reference: its JSON spec, and Parquet bytes for a dataset."""
-    import pandas as pd
-
-    from modelyard.serving._default import to_ms
-
-    if isinstance(reference, str) and reference == "training":
-        return {"kind": "training"}, None
-    if isinstance(reference, pd.DataFrame):
-        if len(reference) == 0:
-            raise InvalidInput("the reference dataset is empty")
-        rows = len(reference)
-        sample = (
-            reference.sample(DATASET_ROWS, random_state=0).sort_index()
-            if rows > DATASET_ROWS
-            else reference
-        )
-        buffer = io.BytesIO()
-        sample.reset_index(drop=True).set_axis([str(c) for c in sample.columns], axis=1).to_parquet(
-            buffer
-        )
-        return {"kind": "dataset", "rows": rows, "sample_rows": len(sample)}, buffer.getvalue()
-    if isinstance(reference, Mapping) and set(reference) == {"since", "until"}:
-        since, until = to_ms(reference["since"], "since"), to_ms(reference["until"], "until")
-        assert since is not None and until is not None
-        if since >= until:
-            raise InvalidInput("the reference window must end after it starts")
-        return {"kind": "window", "since": since, "until": until}, None
-    raise InvalidInput(
-        "reference is 'training' (the version's training data), a window "
-        "{'since': ..., 'until': ...} of the prediction log, or a pandas DataFrame"
-    )
-
-
-def _windows(
-    monitor: Monitor, frame: pd.DataFrame, cursor: Mapping[str, Any], horizon: int
-) -> Iterator[tuple[int, int, pd.DataFrame, dict[str, Any]]]:
-    """(start, end, predictions, cursor after) of each complete, settled window, in order;
-    `frame` is sorted and holds only predictions after the cursor and before `horizon`."""
-    at = frame["at_ms"]
-    if monitor.window_rows is not None:
-        size = monitor.window_rows
-        for first in range(0, len(frame) - size + 1, size):
-            part = frame.iloc[first : first + size]
-            last = part.iloc[-1]
-            after = {"at": int(last["at_ms"]), "id": str(last["prediction_id"])}
-            yield int(part["at_ms"].iloc[0]), int(last["at_ms"]) + 1, part, after
-        return
-    length = monitor.window_ms
-    assert length is not None
-    start = cursor.get("next_start")
-    while len(frame):
-        aligned = (int(at.iloc[0]) // length) * length  # the window of the next prediction
-        start = aligned if start is None else max(int(start), aligned)
-        end = start + length
-        if end > horizon:
-            return
-        inside = at < end
-        yield start, end, frame[inside], {"next_start": end}
-        frame, at = frame[~inside], at[~inside]
-        start = end
-
-
-def _with_ms(frame: pd.DataFrame) -> pd.DataFrame:
-    """`frame` with `at_ms`, its prediction times in Unix milliseconds."""
-    import pandas as pd
-
-    epoch = pd.Timestamp(0, tz="UTC")
-    return frame.assign(at_ms=(frame["at"] - epoch) // pd.Timedelta(milliseconds=1))
-
-
-def _served_version(part: pd.DataFrame) -> int | None:
-    counts = part["version"].value_counts()
-    return int(counts.index[0]) if len(counts) else None
 
 
 def _point_row(point: ResultPoint, window_id: int, monitor_id: int, start: int) -> dict[str, Any]:

@@ -7,6 +7,7 @@ when the monitor is created, never discovered at run time.
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ CHECK_OPTIONS: dict[str, dict[str, tuple[type, ...]]] = {
     "latency": {},
 }
 DEFAULT_CHECKS = ("data_drift", "prediction_drift", "data_quality", "performance", "latency")
+DATASET_ROWS = 100_000  # a dataset reference keeps a uniform sample of at most so many rows
 _REQUIRED = {"fairness": ("sensitive",)}
 # Option values every window would refuse, refused when the monitor is created instead.
 _CHOICES = {"task": ("classification", "regression"), "detector": tuple(DETECTORS)}
@@ -178,3 +180,37 @@ def _check_value(check: str, key: str, value: Any) -> None:
             raise InvalidInput(f"{where} is a list of column names, got {value!r}")
         if repeated := sorted({c for c in value if value.count(c) > 1}):
             raise InvalidInput(f"{where} names column(s) {', '.join(repeated)} more than once")
+
+
+def parse_reference(reference: Any) -> tuple[dict[str, Any], bytes | None]:
+    """The stored form of a reference: its JSON spec, and Parquet bytes for a dataset."""
+    import pandas as pd
+
+    from modelyard.serving._default import to_ms
+
+    if isinstance(reference, str) and reference == "training":
+        return {"kind": "training"}, None
+    if isinstance(reference, pd.DataFrame):
+        if len(reference) == 0:
+            raise InvalidInput("the reference dataset is empty")
+        rows = len(reference)
+        sample = (
+            reference.sample(DATASET_ROWS, random_state=0).sort_index()
+            if rows > DATASET_ROWS
+            else reference
+        )
+        buffer = io.BytesIO()
+        sample.reset_index(drop=True).set_axis([str(c) for c in sample.columns], axis=1).to_parquet(
+            buffer
+        )
+        return {"kind": "dataset", "rows": rows, "sample_rows": len(sample)}, buffer.getvalue()
+    if isinstance(reference, Mapping) and set(reference) == {"since", "until"}:
+        since, until = to_ms(reference["since"], "since"), to_ms(reference["until"], "until")
+        assert since is not None and until is not None
+        if since >= until:
+            raise InvalidInput("the reference window must end after it starts")
+        return {"kind": "window", "since": since, "until": until}, None
+    raise InvalidInput(
+        "reference is 'training' (the version's training data), a window "
+        "{'since': ..., 'until': ...} of the prediction log, or a pandas DataFrame"
+    )
