@@ -72,6 +72,7 @@ __all__ = [
     "registry",
     "restore_experiment",
     "restore_run",
+    "rollout",
     "search_runs",
     "serving",
     "set_tag",
@@ -79,7 +80,7 @@ __all__ = [
     "start_run",
     "tracker",
 ]
-_SUBPACKAGES = frozenset({"data", "models", "monitoring", "registry", "serving"})
+_SUBPACKAGES = frozenset({"data", "models", "monitoring", "registry", "rollout", "serving"})
 _SDK = frozenset(__all__) - {"__version__"} - _SUBPACKAGES
 
 

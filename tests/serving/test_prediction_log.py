@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,10 @@ from conftest import start_server, stop_server
 T0 = 1_714_563_000_000  # 2024-05-01 11:30 UTC
 DAY = 86_400_000
 
-COLUMNS = ("prediction_id", "model", "version", "at", "latency_ms", "inputs", "outputs")
+COLUMNS = (
+    "prediction_id", "model", "version", "at", "latency_ms", "inputs", "outputs",
+    "deployment", "variant", "parent_id",
+)  # fmt: skip
 
 
 @pytest.fixture(params=["sql-sqlite", "sql-postgresql", "parquet-folder", "parquet-memory", "rest"])
@@ -109,6 +113,44 @@ def test_rows_read_back_as_written_in_id_order(log: PredictionLog, model: str) -
     assert first["latency_ms"] == 0.5
     assert first["inputs"] == {"age": 30, "city": "Lyon"}
     assert first["outputs"] == {"predict": 0, "predict_proba": [0.25, 0.75]}
+
+
+def test_a_deployment_s_rows_keep_their_deployment_variant_and_parent(
+    log: PredictionLog, model: str
+) -> None:
+    answered, mirrored = rows_of(model, 2)
+    answered = replace(answered, deployment="churn-canary", variant="candidate")
+    mirrored = replace(
+        mirrored, version=2, deployment="churn-canary", variant="shadow", parent_id=answered.id
+    )
+    plain = rows_of(model, 1, at_ms=T0 + 10)[0]
+    log.write([answered, mirrored, plain])
+    frame = log.read(model)
+    got = {
+        r["prediction_id"]: (r["deployment"], r["variant"], r["parent_id"])
+        for _, r in frame.iterrows()
+    }
+    assert got == {
+        answered.id: ("churn-canary", "candidate", None),
+        mirrored.id: ("churn-canary", "shadow", answered.id),
+        plain.id: (None, None, None),
+    }
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("parent_id", "not-an-id", "parent_id"),
+        ("variant", "", "variant"),
+        ("deployment", "", "invalid deployment name"),
+    ],
+)
+def test_malformed_deployment_fields_are_refused(
+    log: PredictionLog, model: str, field: str, value: Any, message: str
+) -> None:
+    (row,) = rows_of(model, 1)
+    with pytest.raises(InvalidInput, match=message):
+        log.write([replace(row, **{field: value})])
 
 
 def test_an_unknown_model_reads_as_an_empty_frame_with_the_columns(log: PredictionLog) -> None:
@@ -268,6 +310,30 @@ def test_parquet_readers_skip_files_being_written_and_strangers(tmp_path: Path) 
     assert ids_of(log.read("churn")) == [r.id for r in rows]
     assert log.count("churn") == 2 and log.count() == 2
     assert set(log.find([r.id for r in rows])) == {r.id for r in rows}
+
+
+def test_parquet_files_written_before_deployments_read_with_empty_deployment_columns(
+    tmp_path: Path,
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    log = ParquetPredictionLog(str(tmp_path))
+    old, new = rows_of("churn", 2)
+    folder = tmp_path / "model=churn" / "date=2024-05-01"
+    folder.mkdir(parents=True)
+    columns = ("id", "model", "version", "at", "latency_ms", "inputs", "outputs")
+    values = (old.id, old.model, old.version, old.at_ms, old.latency_ms, old.inputs, old.outputs)
+    table = pa.table({name: [value] for name, value in zip(columns, values, strict=True)})
+    pq.write_table(table.cast(table.schema.set(2, pa.field("version", pa.int32()))),
+                   folder / f"part-{old.id}-00000000.parquet")  # fmt: skip
+    log.write([replace(new, deployment="churn-ab", variant="primary")])
+    frame = log.read("churn")
+    assert ids_of(frame) == [old.id, new.id]
+    assert frame["deployment"].tolist() == [None, "churn-ab"]
+    assert frame["variant"].tolist() == [None, "primary"]
+    assert frame["parent_id"].tolist() == [None, None]
+    assert log.count("churn") == 2 and set(log.find([old.id])) == {old.id}
 
 
 def test_a_long_model_name_gets_a_short_parquet_folder(tmp_path: Path) -> None:

@@ -158,6 +158,7 @@ def demo(
 
 
 def _register_groups() -> None:
+    from modelyard.cli._deploy import deploy_app
     from modelyard.cli._models import models_app
     from modelyard.cli._monitor import monitor_app
     from modelyard.cli._monitors import alerts_app
@@ -172,6 +173,7 @@ def _register_groups() -> None:
     app.add_typer(monitor_app, name="monitor")
     app.add_typer(predictions_app, name="predictions")
     app.add_typer(alerts_app, name="alerts")
+    app.add_typer(deploy_app, name="deploy")
     app.command(name="serve")(serve)
     app.command(name="score")(score)
 

@@ -1,4 +1,4 @@
-"""`modelyard serve`: models as an HTTP service."""
+"""`modelyard serve`: models and deployments as an HTTP service."""
 
 from __future__ import annotations
 
@@ -12,13 +12,22 @@ from modelyard.cli._app import settings_of
 def serve(
     ctx: typer.Context,
     models: Annotated[
-        list[str],
+        list[str] | None,
         typer.Argument(
             help="Models to serve: churn@champion, churn/3, churn (latest), or "
             "name=churn@challenger to serve under another name.",
             show_default=False,
         ),
-    ],
+    ] = None,
+    deployment: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--deployment",
+            help="A deployment to serve (repeatable): every variant is loaded, requests are "
+            "routed by its strategy and split, changes reach the server within --refresh-s.",
+            show_default=False,
+        ),
+    ] = None,
     host: Annotated[
         str, typer.Option(help="Address to bind (loopback only for now).")
     ] = "127.0.0.1",
@@ -31,7 +40,10 @@ def serve(
         float, typer.Option(min=0, help="Longest wait to fill a batch while requests arrive.")
     ] = 2.0,
     refresh_s: Annotated[
-        float, typer.Option(min=0.01, help="How often aliases are re-resolved, in seconds.")
+        float,
+        typer.Option(
+            min=0.01, help="How often aliases and deployments are looked up again, in seconds."
+        ),
     ] = 10.0,
     runtime: Annotated[
         str,
@@ -55,6 +67,27 @@ def serve(
         list[str] | None,
         typer.Option("--trusted", help="A type name skops may load beyond its defaults."),
     ] = None,
+    candidate_timeout_ms: Annotated[
+        float,
+        typer.Option(
+            min=1,
+            help="Longest a deployment's candidate may take before the primary answers instead.",
+        ),
+    ] = 1000.0,
+    mirror_capacity: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Mirrored requests (shadows, challengers) in flight before dropping."
+        ),
+    ] = 1000,
+    decide_every: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Seconds between decisions of the served deployments (promote, step, roll "
+            "back) on a background thread; 0 turns them off.",
+        ),
+    ] = 10.0,
     monitors: Annotated[
         bool,
         typer.Option(
@@ -63,12 +96,16 @@ def serve(
         ),
     ] = False,
 ) -> None:
-    """Serve models over OIP v2, /v1 JSON and MLflow /invocations, with feedback and metrics."""
+    """Serve models and deployments over OIP v2, /v1 JSON and MLflow /invocations, with
+    feedback and metrics."""
     from modelyard.server import check_bind_address
     from modelyard.serving import ServeOptions
     from modelyard.serving import serve as run
 
     check_bind_address(host)
+    models, deployments = list(models or ()), list(deployment or ())
+    if not models and not deployments:
+        raise typer.BadParameter("name a model to serve (churn@champion) or --deployment NAME")
     if runtime not in ("auto", "native", "onnx"):
         raise typer.BadParameter(f"--runtime is auto, native or onnx, not {runtime!r}")
     options = ServeOptions(
@@ -82,11 +119,24 @@ def serve(
         allow_pickle=allow_pickle,
         trusted=tuple(trusted or ()),
         run_monitors=monitors,
+        candidate_timeout_ms=candidate_timeout_ms,
+        mirror_capacity=mirror_capacity,
+        decide_every_s=decide_every,
     )
     base = f"http://{host}:{port}"
+    what = [*models, *(f"deployment {name}" for name in deployments)]
     print(
-        f"serving {', '.join(models)} on {base} ({workers} worker{'s' * (workers > 1)}): "
-        f"{base}/v2/models/NAME/infer, {base}/v1/models/NAME:predict, {base}/invocations, "
-        f"{base}/metrics, docs at {base}/docs"
+        f"serving {', '.join(what)} on {base} ({workers} worker{'s' * (workers > 1)}): "
+        f"{base}/v2/models/NAME/infer, {base}/v1/models/NAME:predict"
+        + (f", {base}/v1/deployments/NAME:predict" if deployments else "")
+        + f", {base}/invocations, {base}/metrics, docs at {base}/docs"
     )
-    run(models, settings=settings_of(ctx), options=options, host=host, port=port, workers=workers)
+    run(
+        models,
+        deployments=deployments,
+        settings=settings_of(ctx),
+        options=options,
+        host=host,
+        port=port,
+        workers=workers,
+    )

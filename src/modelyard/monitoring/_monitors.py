@@ -334,6 +334,8 @@ class Monitors:
         frame = with_ms(
             self.log.read(monitor.model, version=version, since_ms=since, until_ms=horizon)
         ).sort_values(["at_ms", "prediction_id"], kind="stable")
+        if "parent_id" in frame.columns:  # a deployment's mirrored and fallback rows
+            frame = frame[frame["parent_id"].isna()]
         if "id" in cursor:  # row windows: skip what the last window held
             at = frame["at_ms"]
             done = (at < cursor["at"]) | (

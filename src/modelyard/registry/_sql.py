@@ -416,6 +416,21 @@ class SqlRegistry:
         )
         return self.get_version(name, version)
 
+    def set_alias_in(
+        self,
+        conn: Connection,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        actor: str,
+        reason: str | None = None,
+    ) -> None:
+        """`set_alias` inside the caller's write transaction on this registry's database, for
+        a change that must commit or fail with the move (a deployment's promotion)."""
+        check_alias(alias)
+        self._move_alias(conn, name, alias, version, actor, reason, None)
+
     def delete_alias(self, name: str, alias: str, *, actor: str, reason: str | None = None) -> None:
         def work(conn: Connection) -> None:
             model_id = self._model_row(conn, name).id

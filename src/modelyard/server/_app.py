@@ -13,6 +13,8 @@ from modelyard.config import Settings
 from modelyard.errors import PermissionDenied
 from modelyard.monitoring._default import monitors_of_backend
 from modelyard.registry import SqlRegistry
+from modelyard.rollout._default import deployments_of_backend
+from modelyard.server._deployments import deployments_router
 from modelyard.server._errors import install_error_handlers, json_response
 from modelyard.server._monitoring import monitoring_router
 from modelyard.server._monitors import monitors_router
@@ -50,9 +52,11 @@ def create_app(backend: SqlTracking, *, prediction_log: PredictionLog | None = N
     app.include_router(tracking_router(backend))
     registry = SqlRegistry(backend.metadata, backend.artifacts)
     app.include_router(registry_router(registry))
-    app.include_router(predictions_router(log, SqlFeedback(backend.metadata, log)))
+    feedback = SqlFeedback(backend.metadata, log)
+    app.include_router(predictions_router(log, feedback))
     app.include_router(monitoring_router(registry, backend.read_artifact))
     app.include_router(monitors_router(monitors_of_backend(backend, log)))
+    app.include_router(deployments_router(deployments_of_backend(backend), log, feedback))
     return app
 
 

@@ -23,6 +23,9 @@ class RowIn(BaseModel):
     latency_ms: float
     inputs: str  # JSON text
     outputs: str
+    deployment: str | None = None
+    variant: str | None = None
+    parent_id: str | None = None
 
 
 class RowsIn(BaseModel):

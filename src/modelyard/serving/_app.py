@@ -1,6 +1,7 @@
 """The model server as an ASGI app: OIP v2, /v1 JSON and MLflow's /invocations, feedback,
-metrics. `create_app` loads the models and opens the prediction log; `serve` runs it under
-uvicorn. The request path itself is `ModelServer`, in `_server`.
+metrics. `create_app` loads the models and deployments and opens the prediction log; `serve`
+runs it under uvicorn. The request path itself is `ModelServer`, in `_server` (through a
+deployment: `_routed`).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from modelyard._version import __version__
 from modelyard.errors import InvalidInput, ModelyardError, NotFound
 from modelyard.serving import _protocols as wire
+from modelyard.serving._deployed import ServedDeployments
 from modelyard.serving._metrics import CONTENT_TYPE
-from modelyard.serving._served import ModelRef, ServedModel
+from modelyard.serving._served import Loaded, ModelRef, ServedModel
 from modelyard.serving._server import (
     ModelServer,
     Protocol,
@@ -36,6 +38,8 @@ if TYPE_CHECKING:
     from modelyard.config import Settings
     from modelyard.models import LoadedModel
     from modelyard.registry import Registry
+    from modelyard.rollout._store import Deployments
+    from modelyard.store import MetadataStore
     from modelyard.tracking import Tracker
 
 _log = logging.getLogger("modelyard.serving")
@@ -50,15 +54,18 @@ _NO_TELEMETRY: dict[str, Any] = (
 
 
 def create_app(
-    models: Sequence[str],
+    models: Sequence[str] = (),
     *,
+    deployments: Sequence[str] = (),
     settings: Settings | None = None,
     options: ServeOptions | None = None,
 ) -> FastAPI:
-    """A model server for `models` (`churn@champion`, `churn/3`, `name=churn@challenger`).
+    """A model server for `models` (`churn@champion`, `churn/3`, `name=churn@challenger`)
+    and `deployments` (names of deployments in the metadata store, `modelyard deploy`).
 
-    The models are loaded now, so a wrong name fails here rather than at the first request.
-    `settings` default to what `my.configure` names; the app closes what it opened on shutdown.
+    The models and every variant of the deployments are loaded now, so a wrong name fails
+    here rather than at the first request. `settings` default to what `my.configure` names;
+    the app closes what it opened on shutdown.
     """
     from modelyard.registry._default import registry_of
     from modelyard.serving._feedback import open_feedback
@@ -71,23 +78,16 @@ def create_app(
 
         settings = get_settings()
     options = options or ServeOptions()
-    refs = [ModelRef.parse(m) for m in models]
-    if not refs:
-        raise InvalidInput("name at least one model to serve, such as churn@champion")
-    names = [r.served_name for r in refs]
-    if duplicates := sorted({n for n in names if names.count(n) > 1}):
-        raise InvalidInput(
-            f"two models would be served as {', '.join(duplicates)}; name one of them: "
-            "other=churn@challenger"
-        )
+    refs = _references(models, deployments)
     tracker = open_tracker(settings)
     closers: list[Callable[[], None]] = [tracker.close]
     try:
         registry = registry_of(tracker)
         closers.insert(0, registry.close)
         load = _loader(settings, tracker, registry, options)
-        served = {r.served_name: ServedModel(r, load, _resolver(registry)) for r in refs}
         metadata = getattr(tracker.backend, "metadata", None)
+        source = _deployment_source(metadata, registry) if deployments else None
+        served = {r.served_name: _served(r, load, registry, source) for r in refs}
         log = open_prediction_log(settings, metadata)
         closers.insert(0, log.close)
         feedback = open_feedback(settings, log, metadata)
@@ -105,13 +105,37 @@ def create_app(
                 _log.exception("could not close a store")
 
     server = ModelServer(served, options, writer, feedback, close_stores)
+    watched_models = {r.model for r in refs}
+    if source is not None:
+        try:
+            server.deployments = ServedDeployments(server, source, load, deployments)
+        except BaseException:
+            server.close()
+            raise
+        watched_models |= {r.deployment.model for r in server.deployments.served.values()}
     if metadata is not None:
         from modelyard.monitoring._default import monitors_on
         from modelyard.monitoring._exposition import MonitorExposition
 
         watched = monitors_on(metadata, registry, tracker.read_artifact, log, feedback)
-        server.monitor_metrics = MonitorExposition(watched, {r.model for r in refs})
+        server.monitor_metrics = MonitorExposition(watched, watched_models)
     return _build_app(server)
+
+
+def _references(models: Sequence[str], deployments: Sequence[str]) -> list[ModelRef]:
+    refs = [ModelRef.parse(m) for m in models]
+    if not refs and not deployments:
+        raise InvalidInput(
+            "name at least one model to serve, such as churn@champion, or a deployment "
+            "(--deployment NAME)"
+        )
+    names = [r.served_name for r in refs] + list(deployments)
+    if duplicates := sorted({n for n in names if names.count(n) > 1}):
+        raise InvalidInput(
+            f"two models or deployments would be served as {', '.join(duplicates)}; name "
+            "one of them: other=churn@challenger"
+        )
+    return refs
 
 
 def _loader(
@@ -136,6 +160,36 @@ def _loader(
     return load
 
 
+def _deployment_source(metadata: MetadataStore | None, registry: Registry) -> Deployments:
+    from modelyard.rollout._store import Deployments
+
+    if metadata is None:
+        raise InvalidInput(
+            "serving deployments reads them from the metadata database: run `serve` where "
+            "the stores are (db_url), not against a tracking server (tracking_uri)"
+        )
+    return Deployments(metadata, registry)
+
+
+def _served(
+    ref: ModelRef,
+    load: Callable[[str], LoadedModel],
+    registry: Registry,
+    deployments: Deployments | None,
+) -> ServedModel:
+    """The model `ref` names, loaded; a deployment named as a model says how to serve it."""
+    try:
+        return ServedModel(ref, load, _resolver(registry))
+    except NotFound:
+        bare = ref.served_name == ref.model and ref.alias is None and ref.version is None
+        if bare and deployments is not None and ref.model in deployments.revisions():
+            raise InvalidInput(
+                f"{ref.model!r} is a deployment, not a model: serve it with "
+                f"--deployment {ref.model} (create_app(deployments=[...]))"
+            ) from None
+        raise
+
+
 def _resolver(registry: Registry) -> Callable[[ModelRef], int]:
     def resolve(ref: ModelRef) -> int:
         if ref.version is not None:
@@ -153,12 +207,19 @@ def _resolver(registry: Registry) -> Callable[[ModelRef], int]:
 def _build_app(server: ModelServer) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        refresher = asyncio.create_task(server.refresh_forever(), name="modelyard-refresh")
+        deployments = server.deployments
+        refreshers = [asyncio.create_task(server.refresh_forever(), name="modelyard-refresh")]
+        if deployments is not None:
+            follow = deployments.refresh_forever()
+            refreshers.append(asyncio.create_task(follow, name="modelyard-deployments"))
         try:
             yield
         finally:
-            refresher.cancel()
-            await asyncio.gather(refresher, return_exceptions=True)
+            for refresher in refreshers:
+                refresher.cancel()
+            await asyncio.gather(*refreshers, return_exceptions=True)
+            if deployments is not None:
+                await deployments.close()
             for batcher in server.batchers.values():
                 await batcher.close()
             await run_in_threadpool(server.close)
@@ -177,10 +238,16 @@ def _build_app(server: ModelServer) -> FastAPI:
     return app
 
 
-_PREDICTION_PATHS: list[tuple[re.Pattern[str], Protocol]] = [
-    (re.compile(r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?/infer$"), "v2"),
-    (re.compile(r"^/v1/models/(?P<name>[^/]+):predict$"), "v1"),
-    (re.compile(r"^/invocations$"), "invocations"),
+# (path, protocol, whether only a deployment answers there)
+_PREDICTION_PATHS: list[tuple[re.Pattern[str], Protocol, bool]] = [
+    (
+        re.compile(r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?/infer$"),
+        "v2",
+        False,
+    ),
+    (re.compile(r"^/v1/models/(?P<name>[^/]+):predict$"), "v1", False),
+    (re.compile(r"^/v1/deployments/(?P<name>[^/]+):predict$"), "v1", True),
+    (re.compile(r"^/invocations$"), "invocations", False),
 ]
 
 
@@ -198,12 +265,14 @@ class _PredictionShortcut:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
             path = scope["path"]
-            for pattern, protocol in _PREDICTION_PATHS:
+            for pattern, protocol, deployment in _PREDICTION_PATHS:
                 if (match := pattern.match(path)) is not None:
-                    name = match.groupdict().get("name") or next(iter(self.server.served))
+                    name = match.groupdict().get("name") or self.server.default_name
                     version = match.groupdict().get("version")
                     request = Request(scope, receive)
-                    response = await self.server.predict(request, name, protocol, version)
+                    response = await self.server.predict(
+                        request, name, protocol, version, deployment=deployment
+                    )
                     await response(scope, receive, send)
                     return
         await self.app(scope, receive, send)
@@ -257,9 +326,7 @@ def _routes(app: FastAPI, server: ModelServer) -> None:
     @app.get("/v2/models/{name}/versions/{version}/ready", tags=["v2"])
     def model_ready(name: str, version: str | None = None) -> Response:
         def answer() -> Any:
-            loaded = server.model(name).current
-            if version is not None and version != str(loaded.version):
-                raise NotFound(f"model {name!r} serves version {loaded.version}, not {version}")
+            _metadata(server, name, version)  # 404 for what is not served
             return {"name": name, "ready": True}
 
         return guarded("v2", answer)
@@ -274,15 +341,29 @@ def _routes(app: FastAPI, server: ModelServer) -> None:
 
     @app.post("/v2/repository/index", tags=["v2"])
     def repository_index() -> Response:
+        deployed = server.deployments.served if server.deployments is not None else {}
         return ok(
             [
                 {"name": name, "version": label(s.current.version), "state": "READY"}
                 for name, s in server.served.items()
             ]
+            + [
+                {"name": name, "version": label(r.loaded[r.primary].version), "state": "READY"}
+                for name, r in deployed.items()
+            ]
         )
 
     @app.post("/v2/repository/models/{name}/load", tags=["v2"])
     async def repository_load(name: str) -> Response:
+        deployments = server.deployments
+        if deployments is not None and name in deployments.wanted:
+            try:  # a deployment: look at the store now
+                changed = await deployments.refresh()
+                routes = deployments.find(name)
+            except ModelyardError as exc:
+                return error_response("v2", exc.message, exc.status_code)
+            version = label(routes.loaded[routes.primary].version)
+            return ok({"name": name, "version": version, "swapped": name in changed})
         try:
             swapped = await run_in_threadpool(server.refresh, name)
         except ModelyardError as exc:
@@ -300,9 +381,22 @@ def _routes(app: FastAPI, server: ModelServer) -> None:
     def v1_status(name: str) -> Response:
         return guarded("v1", lambda: _metadata(server, name, None))
 
+    @app.post("/v1/deployments/{name}:predict", tags=["v1"])
+    async def predict_deployment(name: str, request: Request) -> Response:
+        return await server.predict(request, name, "v1", deployment=True)
+
+    @app.get("/v1/deployments/{name}", tags=["v1"])
+    def deployment_status(name: str) -> Response:
+        def answer() -> Any:
+            if server.deployments is None:
+                raise NotFound("this server serves no deployments")
+            return server.deployments.describe(name)
+
+        return guarded("v1", answer)
+
     @app.post("/invocations", tags=["mlflow"])
     async def invocations(request: Request) -> Response:
-        return await server.predict(request, next(iter(server.served)), "invocations")
+        return await server.predict(request, server.default_name, "invocations")
 
     @app.get("/ping", tags=["mlflow"])
     @app.get("/health", tags=["mlflow"])
@@ -330,10 +424,40 @@ def _routes(app: FastAPI, server: ModelServer) -> None:
 
 
 def _metadata(server: ModelServer, name: str, version: str | None) -> dict[str, Any]:
+    deployments = server.deployments
+    if deployments is not None and name in deployments.served:
+        routes = deployments.served[name]
+        loaded = routes.loaded[routes.primary]
+        versions = sorted({label(x.version) for x in routes.loaded.values()})
+        if version is not None and version not in versions:
+            raise NotFound(
+                f"deployment {name!r} serves version(s) {', '.join(versions)}, not {version}"
+            )
+        parameters: dict[str, Any] = {
+            "model": model_name(loaded),
+            "deployment": deployments.describe(name),
+            "runtime": loaded.model.runtime,
+        }
+        return {**_signature_metadata(name, loaded), "versions": versions, "parameters": parameters}
     served = server.model(name)
     loaded = served.current
     if version is not None and version != str(loaded.version):
         raise NotFound(f"model {name!r} serves version {loaded.version}, not {version}")
+    parameters = {
+        "model": model_name(loaded),
+        "reference": str(served.ref),
+        "runtime": loaded.model.runtime,
+        "loaded_at": served.loaded_at,
+    }
+    return {
+        **_signature_metadata(name, loaded),
+        "versions": [label(loaded.version)],
+        "parameters": parameters,
+    }
+
+
+def _signature_metadata(name: str, loaded: Loaded) -> dict[str, Any]:
+    """The OIP metadata a version's signature gives: platform, inputs, outputs."""
     signature = loaded.model.signature
     if signature is None:
         inputs: list[dict[str, Any]] = []
@@ -355,19 +479,7 @@ def _metadata(server: ModelServer, name: str, version: str | None) -> dict[str, 
         {"name": o.name, "datatype": wire.oip_datatype(o.dtype), "shape": o.shape}
         for o in (signature.outputs if signature is not None else [])
     ]
-    return {
-        "name": name,
-        "versions": [label(loaded.version)],
-        "platform": loaded.model.flavor,
-        "inputs": inputs,
-        "outputs": outputs,
-        "parameters": {
-            "model": model_name(loaded),
-            "reference": str(served.ref),
-            "runtime": loaded.model.runtime,
-            "loaded_at": served.loaded_at,
-        },
-    }
+    return {"name": name, "platform": loaded.model.flavor, "inputs": inputs, "outputs": outputs}
 
 
 def _feedback_items(body: Any) -> list[tuple[str, Any]]:

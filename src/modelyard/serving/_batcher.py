@@ -111,6 +111,8 @@ class Batcher(Generic[K]):
         loop = asyncio.get_running_loop()
         groups: dict[int, list[_Job[K]]] = {}
         for job in jobs:
+            if job.future.done():  # cancelled while it waited (a timeout, a client gone)
+                continue
             groups.setdefault(id(job.key), []).append(job)
         for group in groups.values():
             key = group[0].key

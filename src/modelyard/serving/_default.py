@@ -40,7 +40,8 @@ def read_predictions(
     limit: int | None = None,
 ) -> pd.DataFrame:
     """Logged predictions of `model` made `since <= at < until`, oldest first (`limit`: the
-    most recent). Columns: prediction_id, model, version, at, latency_ms, inputs, outputs."""
+    most recent). Columns: prediction_id, model, version, at, latency_ms, inputs, outputs,
+    and deployment, variant, parent_id (None for a model served by name)."""
     from modelyard._sdk import default_prediction_log
 
     return default_prediction_log().read(

@@ -30,7 +30,11 @@ if TYPE_CHECKING:
     from modelyard.store import MetadataStore
 
 P = table_of(PredictionLogRow)
-COLUMNS = ("prediction_id", "model", "version", "at", "latency_ms", "inputs", "outputs")
+COLUMNS = (
+    "prediction_id", "model", "version", "at", "latency_ms", "inputs", "outputs",
+    "deployment", "variant", "parent_id",
+)  # fmt: skip
+_DEPLOYMENT_COLUMNS = ("deployment", "variant", "parent_id")
 ID_SKEW_MS = 3_600_000  # the time in a row's id and its `at_ms` agree within an hour
 _INT32_MAX = 2**31 - 1
 _LOOKUP_CHUNK = 500  # ids per `IN (…)`: far below any database's parameter limit
@@ -55,7 +59,8 @@ class PredictionLog(Protocol):
         """Predictions of `model` with `since_ms <= at < until_ms`, oldest first.
 
         `limit` keeps the most recent rows. Columns: `COLUMNS`; `inputs` and `outputs`
-        hold the decoded JSON of each row.
+        hold the decoded JSON of each row; `deployment`, `variant` and `parent_id` are
+        None for a model served by name.
         """
         ...
 
@@ -92,6 +97,7 @@ def check_rows(rows: Sequence[PredictionRow]) -> None:
             raise InvalidInput(f"latency_ms of {row.id} must be a number, got {latency!r}")
         if not math.isfinite(latency):
             raise InvalidInput(f"latency_ms of {row.id} must be finite, got {latency!r}")
+        _check_deployment_fields(row)
         for field in ("inputs", "outputs"):
             text = getattr(row, field)
             try:
@@ -100,6 +106,16 @@ def check_rows(rows: Sequence[PredictionRow]) -> None:
                 orjson.loads(text)
             except (orjson.JSONDecodeError, TypeError) as exc:
                 raise InvalidInput(f"{field} of {row.id} must be JSON text ({exc})") from None
+
+
+def _check_deployment_fields(row: PredictionRow) -> None:
+    if row.deployment is not None:
+        v.check_name("deployment", row.deployment)
+    variant = row.variant
+    if variant is not None and not (isinstance(variant, str) and 0 < len(variant) <= 64):
+        raise InvalidInput(f"variant of {row.id} must be a name of 1 to 64 characters")
+    if row.parent_id is not None and not is_id(row.parent_id):
+        raise InvalidInput(f"parent_id of {row.id} must be a prediction id, got {row.parent_id!r}")
 
 
 def check_version(version: object) -> int:
@@ -134,10 +150,15 @@ def prediction_frame(
     latency_ms: Sequence[float],
     inputs: Sequence[Any],
     outputs: Sequence[Any],
+    deployments: Sequence[str | None] | None = None,
+    variants: Sequence[str | None] | None = None,
+    parent_ids: Sequence[str | None] | None = None,
 ) -> pd.DataFrame:
-    """The DataFrame `PredictionLog.read` answers, from its columns (inputs/outputs decoded)."""
+    """The DataFrame `PredictionLog.read` answers, from its columns (inputs/outputs decoded;
+    the deployment columns all None when not given)."""
     import pandas as pd
 
+    none: list[str | None] = [None] * len(ids)
     return pd.DataFrame(
         {
             "prediction_id": pd.Series(ids, dtype="str"),
@@ -147,8 +168,18 @@ def prediction_frame(
             "latency_ms": pd.Series(latency_ms, dtype="float64"),
             "inputs": pd.Series(inputs, dtype=object),
             "outputs": pd.Series(outputs, dtype=object),
+            "deployment": _optional(none if deployments is None else deployments),
+            "variant": _optional(none if variants is None else variants),
+            "parent_id": _optional(none if parent_ids is None else parent_ids),
         }
     )
+
+
+def _optional(values: Sequence[str | None]) -> pd.Series:
+    """Text that may be missing, kept as None (not NaN) for JSON and comparisons."""
+    import pandas as pd
+
+    return pd.Series(list(values), dtype=object)
 
 
 def time_column(at_ms: Sequence[int]) -> pd.Series:
@@ -169,7 +200,8 @@ def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def records_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """`frame_records` undone: the frame of rows received as JSON."""
+    """`frame_records` undone: the frame of rows received as JSON (from a server that does
+    not send the deployment columns yet, they are None)."""
     return prediction_frame(
         *(
             [record[name] for record in records]
@@ -182,7 +214,8 @@ def records_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
                 "inputs",
                 "outputs",
             )
-        )
+        ),
+        *([record.get(name) for record in records] for name in _DEPLOYMENT_COLUMNS),
     )
 
 
@@ -202,7 +235,8 @@ class SqlPredictionLog:
     def __init__(self, metadata: MetadataStore, *, owns_metadata: bool = False) -> None:
         self.metadata = metadata
         self._owns = owns_metadata
-        columns = ("id", "model", "version", "at", "latency_ms", "inputs", "outputs")
+        columns = ("id", "model", "version", "at", "latency_ms", "inputs", "outputs",
+                   *_DEPLOYMENT_COLUMNS)  # fmt: skip
         insert = metadata.insert(P).values({name: bindparam(name) for name in columns})
         self._insert = Prepared(
             insert.on_conflict_do_nothing(index_elements=["id"]), metadata.engine.dialect
@@ -221,6 +255,9 @@ class SqlPredictionLog:
                 "latency_ms": float(r.latency_ms),
                 "inputs": r.inputs,
                 "outputs": r.outputs,
+                "deployment": r.deployment,
+                "variant": r.variant,
+                "parent_id": r.parent_id,
             }
             for r in rows
         ]
@@ -237,8 +274,9 @@ class SqlPredictionLog:
     ) -> pd.DataFrame:
         check_query(model, version, since_ms, until_ms, limit)
         query = select(
-            P.c.id, P.c.model, P.c.version, P.c.at, P.c.latency_ms, P.c.inputs, P.c.outputs
-        ).where(*_where(model, version, since_ms, until_ms))
+            P.c.id, P.c.model, P.c.version, P.c.at, P.c.latency_ms, P.c.inputs, P.c.outputs,
+            P.c.deployment, P.c.variant, P.c.parent_id,
+        ).where(*_where(model, version, since_ms, until_ms))  # fmt: skip
         if limit is not None:
             query = query.order_by(P.c.id.desc()).limit(limit)
         else:
@@ -249,9 +287,9 @@ class SqlPredictionLog:
             rows.reverse()
         if not rows:
             return prediction_frame([], [], [], [], [], [], [])
-        ids, models, versions, ats, latencies, inputs, outputs = zip(*rows, strict=True)
+        ids, models, versions, ats, latencies, inputs, outputs, *deployed = zip(*rows, strict=True)
         return prediction_frame(
-            ids, models, versions, ats, latencies, decoded(inputs), decoded(outputs)
+            ids, models, versions, ats, latencies, decoded(inputs), decoded(outputs), *deployed
         )
 
     def find(self, ids: Sequence[str]) -> dict[str, tuple[str, int]]:

@@ -76,6 +76,39 @@ class ServerMetrics:
             ("model",),
             registry=self.registry,
         )
+        # deployments: which variant answered, what fell back or was mirrored
+        self.variant_requests = Counter(
+            "modelyard_deployment_requests",
+            "Requests to a deployment answered, by the variant and version that answered.",
+            ("deployment", "variant", "version"),
+            registry=self.registry,
+        )
+        self.fallbacks = Counter(
+            "modelyard_candidate_fallbacks",
+            "Requests routed to a candidate that failed (error, timeout) and that the primary "
+            "answered instead.",
+            ("deployment", "variant", "reason"),
+            registry=self.registry,
+        )
+        self.mirrored = Counter(
+            "modelyard_mirrored_requests",
+            "Requests mirrored to a shadow or challenger, by outcome (ok, error, timeout).",
+            ("deployment", "variant", "outcome"),
+            registry=self.registry,
+        )
+        self.mirror_dropped = Counter(
+            "modelyard_mirrored_requests_dropped",
+            "Mirrored requests dropped because too many were in flight (--mirror-capacity).",
+            ("deployment", "variant"),
+            registry=self.registry,
+        )
+        self.deployment_updates = Counter(
+            "modelyard_deployment_updates",
+            "Times a served deployment's routing changed (split, status, variants) or it was "
+            "deleted.",
+            ("deployment",),
+            registry=self.registry,
+        )
 
     def exposition(self) -> bytes:
         """The text Prometheus scrapes: this process's metrics, or every worker's."""

@@ -43,6 +43,10 @@ def _schema() -> pa.Schema:
             ("latency_ms", pa.float64()),
             ("inputs", pa.string()),
             ("outputs", pa.string()),
+            # written since deployments; files from before lack them and read as nulls
+            ("deployment", pa.string()),
+            ("variant", pa.string()),
+            ("parent_id", pa.string()),
         ]
     )
 
@@ -117,6 +121,9 @@ class ParquetPredictionLog:
                 [float(r.latency_ms) for r in rows],
                 [r.inputs for r in rows],
                 [r.outputs for r in rows],
+                [r.deployment for r in rows],
+                [r.variant for r in rows],
+                [r.parent_id for r in rows],
             ],
             schema=_schema(),
         )
@@ -185,6 +192,9 @@ class ParquetPredictionLog:
             columns["latency_ms"],
             decoded(columns["inputs"]),
             decoded(columns["outputs"]),
+            columns["deployment"],
+            columns["variant"],
+            columns["parent_id"],
         )
 
     def find(self, ids: Sequence[str]) -> dict[str, tuple[str, int]]:

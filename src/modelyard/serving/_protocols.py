@@ -186,13 +186,19 @@ def encode_v2(
     request_id: str,
     outputs: Mapping[str, Any],
     ids: Sequence[str],
+    variant: str | None = None,
 ) -> bytes:
+    """An inference response; a deployment's names the `variant` that answered in
+    `parameters`."""
+    parameters: dict[str, Any] = {"prediction_ids": ids}
+    if variant is not None:
+        parameters["variant"] = variant
     return dumps(
         {
             "model_name": name,
             "model_version": "" if version is None else str(version),
             "id": request_id,
-            "parameters": {"prediction_ids": ids},
+            "parameters": parameters,
             "outputs": [
                 {
                     "name": output,
@@ -290,12 +296,16 @@ def encode_predictions(
     ids: Sequence[str],
     *,
     mlflow: bool = False,
+    variant: str | None = None,
 ) -> bytes:
-    """The /v1 (and, with `mlflow`, /invocations) answer: predictions first, then the ids."""
+    """The /v1 (and, with `mlflow`, /invocations) answer: predictions first, then the ids;
+    a deployment's also names the `variant` that answered."""
     body: dict[str, Any] = {"predictions": outputs["predict"]}
     if not mlflow and "predict_proba" in outputs:
         body["probabilities"] = outputs["predict_proba"]
     body.update({"prediction_ids": ids, "model": name, "model_version": version})
+    if variant is not None:
+        body["variant"] = variant
     return dumps(body)
 
 

@@ -26,11 +26,19 @@ class LoggedBatch:
     outputs: Mapping[str, Any]
     pii: frozenset[str] = field(default_factory=frozenset)
     columns: tuple[str, ...] | None = None
+    deployment: str | None = None
+    variant: str | None = None
+    parent_ids: Sequence[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class PredictionRow:
-    """One served prediction as the log stores it; `inputs` and `outputs` are JSON text."""
+    """One served prediction as the log stores it; `inputs` and `outputs` are JSON text.
+
+    `deployment` and `variant` name the deployment that answered (None for a model served
+    by name); `parent_id` is, for a mirrored request or a candidate's failure, the id of the
+    prediction the client got.
+    """
 
     id: str
     model: str
@@ -39,3 +47,6 @@ class PredictionRow:
     latency_ms: float
     inputs: str
     outputs: str
+    deployment: str | None = None
+    variant: str | None = None
+    parent_id: str | None = None

@@ -20,20 +20,22 @@ if TYPE_CHECKING:
 
     from modelyard.config import Settings
 
-# What a worker process needs to build its app: the models, settings and options as JSON.
+# What a worker process needs to build its app: models, deployments, settings and options.
 SPEC_ENV = "MODELYARD_SERVE_SPEC"
 
 
 def serve(
-    models: Sequence[str],
+    models: Sequence[str] = (),
     *,
+    deployments: Sequence[str] = (),
     settings: Settings,
     options: ServeOptions | None = None,
     host: str = "127.0.0.1",
     port: int = 8080,
     workers: int = 1,
 ) -> None:
-    """Serve `models` until interrupted; SIGTERM drains requests and flushes the log first."""
+    """Serve `models` and `deployments` until interrupted; SIGTERM drains requests and
+    flushes the log first."""
     import uvicorn
 
     _log_to_stderr()
@@ -47,14 +49,18 @@ def serve(
         "log_level": "warning",
         "access_log": False,
     }
-    with _monitor_thread(settings, options.run_monitors):
+    deciding = bool(deployments) and options.decide_every_s > 0
+    with _monitor_thread(settings, options.run_monitors), _decisions(settings, deciding, options):
         if workers == 1:
-            uvicorn.run(create_app(models, settings=settings, options=options), **common)
+            app = create_app(models, deployments=deployments, settings=settings, options=options)
+            uvicorn.run(app, **common)
             return
         # load once here, so a wrong name fails before any worker starts
-        create_app(models, settings=settings, options=options).state.modelyard.close()
+        create_app(
+            models, deployments=deployments, settings=settings, options=options
+        ).state.modelyard.close()
         metrics_dir = tempfile.mkdtemp(prefix="modelyard-metrics-")
-        os.environ[SPEC_ENV] = _spec(models, settings, options)
+        os.environ[SPEC_ENV] = _spec(models, deployments, settings, options)
         os.environ[MULTIPROCESS_ENV] = metrics_dir
         try:
             uvicorn.run(f"{__name__}:app_from_environment", factory=True, workers=workers, **common)
@@ -80,6 +86,18 @@ def _monitor_thread(settings: Settings, enabled: bool) -> Iterator[None]:
             thread.stop()
 
 
+@contextmanager
+def _decisions(settings: Settings, enabled: bool, options: ServeOptions) -> Iterator[None]:
+    """Deployment decisions on one thread of this (parent) process, whatever the workers."""
+    if not enabled:
+        yield
+        return
+    from modelyard.rollout._engine import decision_thread
+
+    with decision_thread(settings, tick=options.decide_every_s):
+        yield
+
+
 def _log_to_stderr() -> None:
     """Show what the server does (version swaps, failed refreshes) on stderr."""
     logger = logging.getLogger("modelyard")
@@ -101,17 +119,21 @@ def app_from_environment() -> FastAPI:
     spec = orjson.loads(os.environ[SPEC_ENV])
     return create_app(
         spec["models"],
+        deployments=spec.get("deployments", []),
         settings=Settings(**spec["settings"]),
         options=ServeOptions(**spec["options"]),
     )
 
 
-def _spec(models: Sequence[str], settings: Settings, options: ServeOptions) -> str:
+def _spec(
+    models: Sequence[str], deployments: Sequence[str], settings: Settings, options: ServeOptions
+) -> str:
     import orjson
 
     return orjson.dumps(
         {
             "models": list(models),
+            "deployments": list(deployments),
             "settings": settings.model_dump(mode="json", exclude_unset=True),
             "options": options.model_dump(mode="json"),
         }

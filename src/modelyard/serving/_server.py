@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import Request, Response
@@ -29,13 +30,14 @@ from modelyard.errors import (
 from modelyard.serving import _protocols as wire
 from modelyard.serving._batcher import Batcher
 from modelyard.serving._ids import new_ids
-from modelyard.serving._inputs import Batch
+from modelyard.serving._inputs import Batch, Reader
 from modelyard.serving._metrics import ServerMetrics
 from modelyard.serving._records import LoggedBatch
 from modelyard.serving._served import Loaded, ServedModel
 
 if TYPE_CHECKING:
     from modelyard.monitoring._exposition import MonitorExposition
+    from modelyard.serving._deployed import ServedDeployments
     from modelyard.serving._feedback import FeedbackStore
     from modelyard.serving._writer import LogWriter
 
@@ -64,6 +66,23 @@ class ServeOptions(BaseModel):
     run_monitors: bool = Field(
         default=False, description="Run scheduled monitors on a background thread."
     )
+    candidate_timeout_ms: float = Field(
+        default=1000.0,
+        gt=0,
+        description="Longest a deployment's candidate or mirrored variant may take; a "
+        "candidate that takes longer is answered for by the primary.",
+    )
+    mirror_capacity: int = Field(
+        default=1000,
+        ge=1,
+        description="Mirrored requests in flight at once; more are dropped and counted.",
+    )
+    decide_every_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="How often the served deployments' decisions are made on a background "
+        "thread (0: never; decide with `modelyard deploy` instead).",
+    )
 
 
 class ModelServer:
@@ -84,12 +103,13 @@ class ModelServer:
         self.close_stores = close
         self.metrics = ServerMetrics()
         self.monitor_metrics: MonitorExposition | None = None
+        self.deployments: ServedDeployments | None = None
         self.batchers: dict[str, Batcher[Loaded]] = {
             name: Batcher(
-                _compute,
+                compute,
                 max_rows=options.max_batch_rows,
                 max_wait_s=options.max_wait_ms / 1000,
-                on_batch=self._observe_batch,
+                on_batch=self.observe_batch,
                 thread_name=f"modelyard-{name}",
             )
             for name in served
@@ -101,15 +121,28 @@ class ModelServer:
             self.writer.close()
         self.close_stores()
 
+    @property
+    def names(self) -> list[str]:
+        """Every name served: the models, then the deployments."""
+        deployed = list(self.deployments.served) if self.deployments is not None else []
+        return [*self.served, *deployed]
+
+    @property
+    def default_name(self) -> str:
+        """What /invocations answers with: the first model given, else the first deployment."""
+        if self.served:
+            return next(iter(self.served))
+        return self.deployments.wanted[0] if self.deployments is not None else ""
+
     def model(self, name: str) -> ServedModel:
         served = self.served.get(name)
         if served is None:
             raise NotFound(
-                f"no model named {name!r} is served here; served: {', '.join(self.served)}"
+                f"no model named {name!r} is served here; served: {', '.join(self.names)}"
             )
         return served
 
-    def _observe_batch(self, loaded: Loaded, rows: int) -> None:
+    def observe_batch(self, loaded: Loaded, rows: int) -> None:
         self.metrics.batch_rows.labels(model_name(loaded), label(loaded.version)).observe(rows)
 
     def refresh(self, name: str) -> bool:
@@ -140,7 +173,18 @@ class ModelServer:
         name: str,
         protocol: Protocol,
         version: str | None = None,
+        *,
+        deployment: bool = False,
     ) -> Response:
+        """Answer a prediction request for the model or deployment `name` (`deployment`:
+        only a deployment, as /v1/deployments/{name}:predict asks)."""
+        deployments = self.deployments
+        if deployments is not None and (deployment or name in deployments.served):
+            return await deployments.predict(request, name, protocol, version)
+        if deployment:
+            self.metrics.requests.labels("", "", protocol, "404").inc()
+            message = f"no deployment named {name!r} is served here: this server serves models"
+            return error_response(protocol, message, 404)
         started = time.perf_counter()
         loaded: Loaded | None = None
         try:
@@ -160,22 +204,15 @@ class ModelServer:
             served.last_batch = batch
             try:
                 outputs: dict[str, Any] = await batcher.submit(loaded, batch, batch.rows)
-            except ModelyardError:
-                raise
             except Exception as exc:
-                _log.warning(
-                    "%s version %s raised on a request", name, loaded.version, exc_info=exc
-                )
-                raise PredictionFailed(
-                    f"the model could not predict this input: {type(exc).__name__}: {exc}"
-                ) from None
+                raise model_error(name, loaded, exc) from None
             if outputs_wanted is not None:
-                outputs = _pick(outputs, outputs_wanted, loaded)
+                outputs = pick(outputs, outputs_wanted, loaded)
             ids = new_ids(batch.rows)
-            body = self._encode(protocol, name, loaded, request_id, outputs, ids)
+            body = encode_answer(protocol, name, loaded.version, request_id, outputs, ids)
             elapsed = time.perf_counter() - started
-            self._record(loaded, batch, outputs, ids, elapsed)
-            self._count(name, loaded, protocol, 200, elapsed, batch.rows)
+            self.record(logged_batch(loaded, batch, outputs, ids, elapsed))
+            self.count(name, loaded, protocol, 200, elapsed, batch.rows)
             return Response(
                 body,
                 media_type="application/json",
@@ -192,63 +229,18 @@ class ModelServer:
     async def _decode(
         self, request: Request, protocol: Protocol, loaded: Loaded
     ) -> tuple[Batch, list[str] | None, str | None]:
-        body = await read_body(request, self.options.max_body_bytes)
-        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if protocol == "invocations" and media == "text/csv":
-            return wire.decode_csv(body, loaded.reader), None, None
-        if media and media != "application/json" and not media.endswith("+json"):
-            raise UnsupportedMediaType(
-                f"cannot read a {media} body; send JSON with Content-Type: application/json"
-                + (" (or text/csv)" if protocol == "invocations" else "")
-            )
-        payload = wire.parse_json(body)
-        if protocol == "v2":
-            return wire.decode_v2(payload, loaded.reader)
-        if protocol == "v1":
-            return wire.decode_v1(payload, loaded.reader), None, None
-        return wire.decode_invocations(payload, loaded.reader), None, None
+        payload = await read_payload(request, protocol, self.options.max_body_bytes)
+        return decode_payload(payload, loaded.reader)
 
-    def _encode(
-        self,
-        protocol: Protocol,
-        name: str,
-        loaded: Loaded,
-        request_id: str | None,
-        outputs: dict[str, Any],
-        ids: list[str],
-    ) -> bytes:
-        if protocol == "v2":
-            return wire.encode_v2(name, loaded.version, request_id or ids[0], outputs, ids)
-        return wire.encode_predictions(
-            name, loaded.version, outputs, ids, mlflow=protocol == "invocations"
-        )
-
-    def _record(
-        self,
-        loaded: Loaded,
-        batch: Batch,
-        outputs: dict[str, Any],
-        ids: list[str],
-        elapsed: float,
-    ) -> None:
+    def record(self, record: LoggedBatch) -> None:
+        """Hand `record` to the prediction log without waiting; count it if dropped."""
         if self.writer is None:
             return
-        record = LoggedBatch(
-            model=model_name(loaded),
-            version=loaded.version or 0,
-            ids=ids,
-            at_ms=time.time_ns() // 1_000_000,
-            latency_ms=elapsed * 1000,
-            inputs=batch.data,
-            outputs=outputs,
-            pii=loaded.pii,
-            columns=tuple(loaded.reader.names) if loaded.reader.is_table else None,
-        )
         if not self.writer.submit(record):
-            model, version = model_name(loaded), label(loaded.version)
-            self.metrics.log_dropped.labels(model, version).inc(batch.rows)
+            version = label(record.version)
+            self.metrics.log_dropped.labels(record.model, version).inc(len(record.ids))
 
-    def _count(
+    def count(
         self, name: str, loaded: Loaded, protocol: str, code: int, elapsed: float, rows: int
     ) -> None:
         version = label(loaded.version)
@@ -257,7 +249,98 @@ class ModelServer:
         self.metrics.predictions.labels(name, version).inc(rows)
 
 
-def _compute(loaded: Loaded, batches: Sequence[Batch]) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """A request body read and parsed once: JSON, or the raw bytes of a CSV body."""
+
+    protocol: Protocol
+    parsed: Any
+    csv: bytes | None = None
+
+
+async def read_payload(request: Request, protocol: Protocol, limit: int) -> Payload:
+    """The body of a prediction request, parsed (415 for a type the protocol cannot read)."""
+    body = await read_body(request, limit)
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if protocol == "invocations" and media == "text/csv":
+        return Payload(protocol, None, body)
+    if media and media != "application/json" and not media.endswith("+json"):
+        raise UnsupportedMediaType(
+            f"cannot read a {media} body; send JSON with Content-Type: application/json"
+            + (" (or text/csv)" if protocol == "invocations" else "")
+        )
+    return Payload(protocol, wire.parse_json(body))
+
+
+def decode_payload(payload: Payload, reader: Reader) -> tuple[Batch, list[str] | None, str | None]:
+    """The validated input for one model version, the outputs asked for, the request id."""
+    if payload.csv is not None:
+        return wire.decode_csv(payload.csv, reader), None, None
+    if payload.protocol == "v2":
+        return wire.decode_v2(payload.parsed, reader)
+    if payload.protocol == "v1":
+        return wire.decode_v1(payload.parsed, reader), None, None
+    return wire.decode_invocations(payload.parsed, reader), None, None
+
+
+def encode_answer(
+    protocol: Protocol,
+    name: str,
+    version: int | None,
+    request_id: str | None,
+    outputs: dict[str, Any],
+    ids: list[str],
+    variant: str | None = None,
+) -> bytes:
+    """The response body in the form of `protocol` (`variant`: a deployment answered)."""
+    if protocol == "v2":
+        return wire.encode_v2(name, version, request_id or ids[0], outputs, ids, variant)
+    return wire.encode_predictions(
+        name, version, outputs, ids, mlflow=protocol == "invocations", variant=variant
+    )
+
+
+def logged_batch(
+    loaded: Loaded,
+    batch: Batch,
+    outputs: dict[str, Any],
+    ids: Sequence[str],
+    elapsed: float,
+    *,
+    read_by: Loaded | None = None,
+    deployment: str | None = None,
+    variant: str | None = None,
+    parent_ids: Sequence[str] | None = None,
+) -> LoggedBatch:
+    """What the log keeps of `loaded`'s predictions on `batch`, which `read_by` (default:
+    `loaded`) read: its columns name the input, and both versions' personal columns are
+    masked."""
+    reader = (read_by or loaded).reader
+    return LoggedBatch(
+        model=model_name(loaded),
+        version=loaded.version or 0,
+        ids=ids,
+        at_ms=time.time_ns() // 1_000_000,
+        latency_ms=elapsed * 1000,
+        inputs=batch.data,
+        outputs=outputs,
+        pii=loaded.pii if read_by is None else loaded.pii | read_by.pii,
+        columns=tuple(reader.names) if reader.is_table else None,
+        deployment=deployment,
+        variant=variant,
+        parent_ids=parent_ids,
+    )
+
+
+def model_error(name: str, loaded: Loaded, exc: Exception) -> ModelyardError:
+    """A model's exception as the 422 its client gets (an error of ours passes as it is)."""
+    if isinstance(exc, ModelyardError):
+        return exc
+    _log.warning("%s version %s raised on a request", name, loaded.version, exc_info=exc)
+    return PredictionFailed(f"the model could not predict this input: {type(exc).__name__}: {exc}")
+
+
+def compute(loaded: Loaded, batches: Sequence[Batch]) -> list[dict[str, Any]]:
     """One model call for several requests; if it raises, each request runs alone, so one
     bad request does not fail the others batched with it."""
     try:
@@ -275,7 +358,7 @@ def _alone(loaded: Loaded, batch: Batch) -> Any:
         return exc
 
 
-def _pick(outputs: dict[str, Any], wanted: list[str], loaded: Loaded) -> dict[str, Any]:
+def pick(outputs: dict[str, Any], wanted: list[str], loaded: Loaded) -> dict[str, Any]:
     if unknown := [w for w in wanted if w not in outputs]:
         raise InvalidInput(
             f"unknown output(s) {', '.join(map(repr, unknown))}; the model has: "

@@ -215,10 +215,15 @@ def prediction_rows(batch: LoggedBatch) -> list[PredictionRow]:
     if len(inputs) != count or len(outputs) != count:
         raise ValueError(f"{count} ids but {len(inputs)} input rows and {len(outputs)} output rows")
     latency = float(batch.latency_ms)
+    parents = batch.parent_ids if batch.parent_ids is not None else [None] * count
+    if len(parents) != count:
+        raise ValueError(f"{count} ids but {len(parents)} parent ids")
+    deployment, variant = batch.deployment, batch.variant
     return [
-        PredictionRow(i, batch.model, batch.version, batch.at_ms, latency, x, y)
-        for i, x, y in zip(batch.ids, inputs, outputs, strict=True)
-    ]
+        PredictionRow(i, batch.model, batch.version, batch.at_ms, latency, x, y, deployment,
+                      variant, parent)
+        for i, x, y, parent in zip(batch.ids, inputs, outputs, parents, strict=True)
+    ]  # fmt: skip
 
 
 def _input_rows(batch: LoggedBatch, count: int) -> Iterator[Any]:

@@ -291,6 +291,11 @@ class PredictionLogRow(Base):
     latency_ms: Mapped[float] = mapped_column(Double)
     inputs: Mapped[str] = mapped_column(Text)
     outputs: Mapped[str] = mapped_column(Text)
+    # set when a deployment answered: its name, the variant, and for a mirrored request
+    # (shadow, challenger) the id of the prediction the client got
+    deployment: Mapped[str | None] = mapped_column(String(256))
+    variant: Mapped[str | None] = mapped_column(String(64))
+    parent_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class FeedbackRow(Base):
@@ -428,4 +433,46 @@ class AlertDeliveryRow(Base):
     ok: Mapped[bool] = mapped_column(Boolean)
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[int] = mapped_column(BigInteger)
+
+
+class DeploymentRow(Base):
+    """A named endpoint over versions of one model, with a strategy and its live state.
+
+    Servers poll `revision`: every change (split, step, pause, promotion, rollback) bumps it,
+    so a change made anywhere reaches every worker within their refresh period.
+    """
+
+    __tablename__ = "deployments"
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(256), unique=True)
+    model: Mapped[str] = mapped_column(String(256))
+    strategy: Mapped[str] = mapped_column(String(32))
+    alias: Mapped[str] = mapped_column(String(128))  # the alias a promotion moves
+    variants: Mapped[str] = mapped_column(Text)  # JSON list of {name, role, ref, version}
+    split: Mapped[str] = mapped_column(Text)  # JSON {variant: share of live traffic}
+    policy: Mapped[str] = mapped_column(Text)  # JSON: the strategy's options
+    status: Mapped[str] = mapped_column(String(16))  # running, paused, promoted, rolled_back
+    step: Mapped[int] = mapped_column(Integer)  # canary step; 0 otherwise
+    step_started_at: Mapped[int] = mapped_column(BigInteger)
+    revision: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class DeploymentEventRow(Base):
+    """Every change and decision of a deployment, append-only, with its evidence."""
+
+    __tablename__ = "deployment_events"
+    __table_args__ = (Index(None, "deployment_id", "id"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))  # created, step, promote, rollback, pause, ...
+    actor: Mapped[str] = mapped_column(String(256))
+    reason: Mapped[str] = mapped_column(Text)
+    split: Mapped[str] = mapped_column(Text)  # JSON: the split after the event
+    evidence: Mapped[str] = mapped_column(Text)  # JSON: counts, statistics, p-values, intervals
     at: Mapped[int] = mapped_column(BigInteger)

@@ -1,0 +1,303 @@
+"""One request through a deployment: route it, answer it, mirror it.
+
+The body is read and validated once, against the primary's signature: the primary is the
+contract, so a bad request gets the same 4xx whichever variant it would have gone to. The
+router picks the variant (sticky by the policy's field or header). A candidate that raises,
+refuses the input or takes longer than `candidate_timeout_ms` is answered for by the
+primary; its failure is logged as a row of its own (`outputs: {"error": ...}`, `parent_id`:
+the id the client got) and counted, so a rollout never fails a client. After the answer is
+built, shadows and challengers get the same rows on background tasks (at most
+`mirror_capacity` at once; beyond that they are dropped and counted), logged with the
+client's ids as `parent_id`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from fastapi import Response
+
+from modelyard.errors import ModelyardError, NotFound
+from modelyard.rollout._router import assign, mirrors, request_key
+from modelyard.serving._ids import new_ids
+from modelyard.serving._server import (
+    Payload,
+    decode_payload,
+    encode_answer,
+    error_response,
+    label,
+    logged_batch,
+    model_error,
+    pick,
+    read_payload,
+)
+
+if TYPE_CHECKING:
+    from fastapi import Request
+
+    from modelyard.serving._deployed import Routes, ServedDeployments
+    from modelyard.serving._inputs import Batch, Reader
+    from modelyard.serving._served import Loaded
+    from modelyard.serving._server import Protocol
+
+_log = logging.getLogger("modelyard.serving")
+
+
+async def predict(
+    deployments: ServedDeployments,
+    request: Request,
+    name: str,
+    protocol: Protocol,
+    version: str | None,
+) -> Response:
+    """Answer one prediction request for the deployment `name`."""
+    started = time.perf_counter()
+    server = deployments.server
+    answered: Loaded | None = None
+    try:
+        routes = deployments.find(name)
+        if version is not None:
+            raise NotFound(
+                f"deployment {name!r} chooses the version per request; ask /v2/models/{name}/infer"
+            )
+        primary = routes.loaded[routes.primary]
+        batcher = deployments.batcher(name, routes.primary)
+        batcher.arriving += 1
+        try:
+            payload = await read_payload(request, protocol, server.options.max_body_bytes)
+            batch, wanted, request_id = decode_payload(payload, primary.reader)
+        finally:
+            batcher.arriving -= 1
+        deployments.remember(name, primary, batch)
+        deployment = routes.deployment
+        sticky = deployment.policy.get("sticky")
+        fields = _fields(sticky, payload, batch, primary.reader) if sticky else {}
+        variant = assign(deployment, request_key(sticky, fields, request.headers), deployments.rng)
+        ids = new_ids(batch.rows)
+        found = None
+        if variant != routes.primary:
+            found = await _candidate(deployments, routes, variant, payload, batch, wanted, ids)
+        if found is None:
+            variant, answered, read = routes.primary, primary, batch
+            outputs = await _primary(deployments, routes, batch, wanted)
+        else:
+            outputs, read = found
+            answered = routes.loaded[variant]
+        body = encode_answer(protocol, name, answered.version, request_id, outputs, ids, variant)
+        elapsed = time.perf_counter() - started
+        server.record(
+            logged_batch(answered, read, outputs, ids, elapsed, deployment=name, variant=variant)
+        )
+        server.count(name, answered, protocol, 200, elapsed, batch.rows)
+        server.metrics.variant_requests.labels(name, variant, label(answered.version)).inc()
+        _mirror(deployments, routes, payload, batch, ids)
+        return Response(
+            body,
+            media_type="application/json",
+            headers={
+                "x-model-name": name,
+                "x-model-version": label(answered.version),
+                "x-model-variant": variant,
+            },
+        )
+    except ModelyardError as exc:
+        known = name in deployments.served
+        version_label = label(answered.version) if answered is not None else ""
+        server.metrics.requests.labels(
+            name if known else "", version_label, protocol, str(exc.status_code)
+        ).inc()
+        return error_response(protocol, exc.message, exc.status_code)
+
+
+async def _primary(
+    deployments: ServedDeployments, routes: Routes, batch: Batch, wanted: list[str] | None
+) -> dict[str, Any]:
+    """The primary's answer; its failures are the client's to see, as for a model."""
+    primary = routes.loaded[routes.primary]
+    batcher = deployments.batcher(routes.deployment.name, routes.primary)
+    try:
+        outputs: dict[str, Any] = await batcher.submit(primary, batch, batch.rows)
+    except Exception as exc:
+        raise model_error(routes.deployment.name, primary, exc) from None
+    return outputs if wanted is None else pick(outputs, wanted, primary)
+
+
+async def _candidate(
+    deployments: ServedDeployments,
+    routes: Routes,
+    variant: str,
+    payload: Payload,
+    batch: Batch,
+    wanted: list[str] | None,
+    ids: Sequence[str],
+) -> tuple[dict[str, Any], Batch] | None:
+    """The candidate's answer and the input it read; None (logged and counted) if it failed."""
+    started = time.perf_counter()
+    name = routes.deployment.name
+    loaded = routes.loaded[variant]
+    read: Batch | None = batch if variant in routes.same_input else None
+    try:
+        if read is None:
+            read = decode_payload(payload, loaded.reader)[0]
+        outputs = await _within(deployments, name, variant, loaded, read)
+        return (outputs if wanted is None else pick(outputs, wanted, loaded)), read
+    except Exception as exc:
+        failure = _failure(exc)
+        deployments.server.metrics.fallbacks.labels(name, variant, _outcome(failure)).inc()
+        _log.debug("%s: candidate %s failed (%s); the primary answers", name, variant, failure)
+        _record_failure(deployments, routes, variant, read, batch, failure, ids, started)
+        return None
+
+
+async def _within(
+    deployments: ServedDeployments, name: str, variant: str, loaded: Loaded, batch: Batch
+) -> dict[str, Any]:
+    """`variant`'s outputs on `batch`, or TimeoutError after `candidate_timeout_ms`."""
+    timeout = deployments.server.options.candidate_timeout_ms / 1000
+    submitted = deployments.batcher(name, variant).submit(loaded, batch, batch.rows)
+    outputs: dict[str, Any] = await asyncio.wait_for(submitted, timeout)
+    return outputs
+
+
+def _outcome(failure: str) -> str:
+    return "timeout" if failure == "timeout" else "error"
+
+
+def _failure(exc: Exception) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    message = exc.message if isinstance(exc, ModelyardError) else str(exc)
+    return f"{type(exc).__name__}: {message}"
+
+
+def _record_failure(
+    deployments: ServedDeployments,
+    routes: Routes,
+    variant: str,
+    read: Batch | None,
+    batch: Batch,
+    failure: str,
+    parents: Sequence[str],
+    started: float,
+) -> None:
+    """A row per input row for `variant`'s failure, under ids of its own."""
+    loaded = routes.loaded[variant]
+    # an input the variant could not read is logged as the primary read it
+    read_by = loaded if read is not None else routes.loaded[routes.primary]
+    rows = batch.rows
+    deployments.server.record(
+        logged_batch(
+            loaded,
+            read if read is not None else batch,
+            {"error": [failure] * rows},
+            new_ids(rows),
+            time.perf_counter() - started,
+            read_by=read_by,
+            deployment=routes.deployment.name,
+            variant=variant,
+            parent_ids=parents,
+        )
+    )
+
+
+# -- mirroring ------------------------------------------------------------------------------
+
+
+def _mirror(
+    deployments: ServedDeployments,
+    routes: Routes,
+    payload: Payload,
+    batch: Batch,
+    parents: Sequence[str],
+) -> None:
+    """Start the mirrored requests of this one; never waits, drops what does not fit."""
+    targets = mirrors(routes.deployment, deployments.rng)
+    if not targets:
+        return
+    capacity = deployments.server.options.mirror_capacity
+    loop = asyncio.get_running_loop()
+    for variant in targets:
+        if len(deployments.mirroring) >= capacity:
+            deployments.server.metrics.mirror_dropped.labels(routes.deployment.name, variant).inc()
+            continue
+        task = loop.create_task(_mirrored(deployments, routes, variant, payload, batch, parents))
+        deployments.mirroring.add(task)
+        task.add_done_callback(deployments.mirroring.discard)
+
+
+async def _mirrored(
+    deployments: ServedDeployments,
+    routes: Routes,
+    variant: str,
+    payload: Payload,
+    batch: Batch,
+    parents: Sequence[str],
+) -> None:
+    """One mirrored request: predicted, logged with its own latency, counted by outcome."""
+    started = time.perf_counter()
+    name = routes.deployment.name
+    loaded = routes.loaded[variant]
+    read: Batch | None = batch if variant in routes.same_input else None
+    metrics = deployments.server.metrics
+    try:
+        try:
+            if read is None:
+                read = await asyncio.to_thread(lambda: decode_payload(payload, loaded.reader)[0])
+            outputs = await _within(deployments, name, variant, loaded, read)
+        except Exception as exc:
+            failure = _failure(exc)
+            metrics.mirrored.labels(name, variant, _outcome(failure)).inc()
+            _record_failure(deployments, routes, variant, read, batch, failure, parents, started)
+            return
+        metrics.mirrored.labels(name, variant, "ok").inc()
+        elapsed = time.perf_counter() - started
+        deployments.server.record(
+            logged_batch(
+                loaded,
+                read,
+                outputs,
+                new_ids(read.rows),
+                elapsed,
+                deployment=name,
+                variant=variant,
+                parent_ids=parents,
+            )
+        )
+    except Exception:  # a background task: never leave its exception unretrieved
+        _log.exception("%s: could not log a mirrored prediction of %s", name, variant)
+
+
+# -- the sticky key -------------------------------------------------------------------------
+
+
+def _fields(sticky: str, payload: Payload, batch: Batch, reader: Reader) -> dict[str, Any]:
+    """The request field a `field:NAME` policy sticks by: a top-level field of the JSON body
+    (or of OIP `parameters`), else the column NAME of the first input row."""
+    kind, _, field = sticky.partition(":")
+    if kind != "field":
+        return {}
+    body = payload.parsed
+    if isinstance(body, dict):
+        if field in body:
+            return {field: body[field]}
+        parameters = body.get("parameters")
+        if isinstance(parameters, dict) and field in parameters:
+            return {field: parameters[field]}
+    return {field: _first(batch, reader, field)}
+
+
+def _first(batch: Batch, reader: Reader, column: str) -> Any:
+    data = batch.data
+    if batch.rows == 0 or not reader.is_table:
+        return None
+    if isinstance(data, np.ndarray):  # the fast path: columns in the signature's order
+        return data[0, reader.names.index(column)] if column in reader.names else None
+    columns = getattr(data, "columns", None)
+    if columns is not None and column in columns:
+        return data[column].iloc[0]
+    return None
