@@ -306,3 +306,25 @@ def test_deployments_need_the_database_not_a_server(home: Path) -> None:
     )
     assert result.exit_code != 0
     assert "/api/v1/deployments" in str(result.exception)
+
+
+def test_decide_acts_now_and_records_the_decision_with_its_evidence(home: Path) -> None:
+    """A canary whose candidate is always right and the primary half the time: with enough
+    labelled answers, `deploy decide` steps it up (as `serve` would), recorded in history."""
+    cli(home, "deploy", "create", "decided", "--strategy", "canary", "--model",
+        "churn@champion", "--candidate", "churn/3", "--option", "steps=[0.5, 1.0]",
+        "--option", "min_samples=50", "--option", "max_metric_drop=0.1",
+        "--option", "max_error_rate_increase=0.1")  # fmt: skip
+    with configured(home):
+        serve_traffic("decided", {"primary": 1, "candidate": 3}, per_variant=80)
+    decision = cli_json(home, "deploy", "decide", "decided")
+    assert decision["action"] == "step", decision["reason"]
+    assert cli_json(home, "deploy", "status", "decided")["deployment"]["split"] == {
+        "primary": 0.0,
+        "candidate": 1.0,
+    }
+    events = cli_json(home, "deploy", "history", "decided")
+    assert [e["kind"] for e in events] == ["created", "step"]
+    assert events[-1]["evidence"]["guardrails"]
+    shown = cli(home, "deploy", "decide", "decided")
+    assert shown.startswith("decided: ")

@@ -114,6 +114,20 @@ def test_status_takes_a_live_look_at_the_traffic_without_recording_it(live: Live
     assert status["live"]["sample_ratio"]["counts"] == [40, 40]
 
 
+def test_decide_acts_now_and_records_the_decision(live: Live) -> None:
+    policy = {"steps": [0.5, 1.0], "min_samples": 50, "max_metric_drop": 0.1,
+              "max_error_rate_increase": 0.1}  # fmt: skip
+    create(live, "decided", candidates=["churn/3"], policy=policy)
+    with configured(live.home):
+        serve_traffic("decided", {"primary": 1, "candidate": 3}, per_variant=80)
+    decision = answer(live.api.post("/decided/decide", json={"actor": "ana"}), 200)
+    assert decision["action"] == "step", decision["reason"]
+    history = answer(live.api.get("/decided/history"), 200)
+    assert [(e["kind"], e["actor"]) for e in history] == [("created", "ana"), ("step", "ana")]
+    assert history[-1]["split"] == {"primary": 0.0, "candidate": 1.0}
+    answer(live.api.post("/nobody/decide", json={"actor": "ana"}), 404)
+
+
 def test_list_answers_every_deployment_or_only_the_live_ones(live: Live) -> None:
     create(live, "listed", strategy="single", model="churn/3", candidates=[])
     create(live, "ended", strategy="single", model="churn/3", candidates=[])

@@ -352,6 +352,23 @@ def _changed(deployment: Deployment, what: str, as_json: bool) -> None:
         )
 
 
+@deploy_app.command("decide")
+def decide(ctx: typer.Context, name: str, as_json: JsonFlag = False) -> None:
+    """Decide deployment NAME now, as `modelyard serve --deployment` does every
+    --decide-every seconds: step, promote, roll back or wait, recorded with the evidence
+    (a manual policy only records the recommendation)."""
+    from modelyard.rollout._default import open_rollout
+
+    with open_rollout(settings_of(ctx)) as rollout:
+        decision = rollout.decide(name, actor=current_user())
+    found = decision.to_dict()
+    if as_json:
+        print_json(found)
+        return
+    console.print(f"{name}: {found['action']}: {found['reason']}", markup=False)
+    _print_look(found)
+
+
 @deploy_app.command("promote")
 def promote(
     ctx: typer.Context,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from modelyard.rollout._default import (
+        decide,
         delete_deployment,
         deploy,
         deployment_history,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from modelyard.rollout._store import Deployments
 
 _HOMES = {
+    "decide": "_default",
     "delete_deployment": "_default",
     "deploy": "_default",
     "deployment_history": "_default",
@@ -70,6 +72,7 @@ __all__ = [
     "DeploymentStatus",
     "Deployments",
     "Variant",
+    "decide",
     "delete_deployment",
     "deploy",
     "deployment_history",

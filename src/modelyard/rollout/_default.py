@@ -5,14 +5,20 @@ Who acts is the current OS user unless `actor=` says otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from modelyard.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from modelyard.config import Settings
+    from modelyard.models import LoadedModel
+    from modelyard.rollout._decide import Decision
     from modelyard.rollout._spec import Deployment, DeploymentEvent
     from modelyard.rollout._status import DeploymentStatus
     from modelyard.rollout._store import Deployments
@@ -67,6 +73,75 @@ def open_traffic(
         yield log, SqlFeedback(metadata, log)
     finally:
         log.close()
+
+
+def model_loader(backend: SqlTracking, cache_dir: Path) -> Callable[[str], LoadedModel]:
+    """Loads a model URI from a local backend (no pickles): what a blue-green smoke test
+    replays recorded requests through."""
+    from modelyard.models._load import load_model
+    from modelyard.registry import SqlRegistry
+    from modelyard.tracking import Tracker
+
+    return partial(
+        load_model,
+        tracker=Tracker(backend),
+        registry=SqlRegistry(backend.metadata, backend.artifacts),
+        cache_dir=cache_dir,
+    )
+
+
+@contextmanager
+def open_rollout(settings: Settings) -> Iterator[Rollout]:
+    """Everything a decision needs, on the stores `settings` name."""
+    from modelyard.tracking import open_local_backend
+
+    if settings.tracking_uri:
+        raise InvalidInput(_REMOTE)
+    backend = open_local_backend(settings)
+    try:
+        deployments = deployments_of_backend(backend)
+        with open_traffic(settings, backend.metadata) as (log, feedback):
+            yield Rollout(
+                deployments,
+                log,
+                feedback,
+                model_loader(backend, settings.home / "cache" / "models"),
+            )
+    finally:
+        backend.close()
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """The deployments of one database with the traffic they are decided on."""
+
+    deployments: Deployments
+    log: PredictionLog
+    feedback: FeedbackStore
+    replay: Callable[[str], LoadedModel]
+
+    def decide(self, name: str, *, actor: str) -> Decision:
+        """Decide deployment `name` now and act on it (as its policy allows), recorded."""
+        from modelyard.rollout._engine import evaluate
+
+        return evaluate(
+            self.deployments,
+            self.log,
+            self.feedback,
+            name,
+            act=True,
+            replay=self.replay,
+            actor=actor,
+        )
+
+
+def decide(name: str, *, actor: str | None = None) -> Decision:
+    """Decide deployment `name` now on the default stores, as `modelyard serve` does on its
+    background thread: step, promote, roll back or wait, recorded with the evidence."""
+    from modelyard._sdk import get_settings
+
+    with open_rollout(get_settings()) as rollout:
+        return rollout.decide(name, actor=_user(actor))
 
 
 def default_deployments() -> Deployments:

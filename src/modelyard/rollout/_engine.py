@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from modelyard.errors import InvalidInput, ModelyardError
+from modelyard.errors import ModelyardError
 from modelyard.rollout._decide import Decision, Look, SmokeTest, decide
 from modelyard.rollout._evaluate import read_rows, variant_stats
 from modelyard.tracking._entities import now_ms
@@ -296,49 +296,22 @@ def decision_thread(
     """Decide the running deployments of the stores `settings` name every `tick` seconds on
     a daemon thread, while the block runs. `replay` loads the blue-green candidates for their
     smoke tests (default: `load_model` on these stores, no pickles)."""
-    from functools import partial
+    from modelyard.rollout._default import open_rollout
 
-    from modelyard.models._load import load_model
-    from modelyard.registry._sql import SqlRegistry
-    from modelyard.rollout._store import Deployments
-    from modelyard.serving._feedback import SqlFeedback
-    from modelyard.serving._log import open_prediction_log
-    from modelyard.tracking import Tracker, open_local_backend
-
-    if settings.tracking_uri:
-        raise InvalidInput(
-            "deployments are decided where the metadata database is: run the decisions on "
-            "the server, or point modelyard at the database itself (db_url)"
+    with open_rollout(settings) as rollout:
+        thread = DecisionThread(
+            rollout.deployments,
+            rollout.log,
+            rollout.feedback,
+            tick=tick,
+            replay=replay or rollout.replay,
+            quiet_s=quiet_s,
         )
-    backend = open_local_backend(settings)
-    try:
-        log = open_prediction_log(settings, backend.metadata)
+        thread.start()
         try:
-            registry = SqlRegistry(backend.metadata, backend.artifacts)
-            if replay is None:
-                replay = partial(
-                    load_model,
-                    tracker=Tracker(backend),
-                    registry=registry,
-                    cache_dir=settings.home / "cache" / "models",
-                )
-            thread = DecisionThread(
-                Deployments(backend.metadata, registry),
-                log,
-                SqlFeedback(backend.metadata, log),
-                tick=tick,
-                replay=replay,
-                quiet_s=quiet_s,
-            )
-            thread.start()
-            try:
-                yield thread
-            finally:
-                thread.stop()
+            yield thread
         finally:
-            log.close()
-    finally:
-        backend.close()
+            thread.stop()
 
 
 # -- helpers -------------------------------------------------------------------------------

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -13,7 +15,7 @@ from modelyard.config import Settings
 from modelyard.errors import PermissionDenied
 from modelyard.monitoring._default import monitors_of_backend
 from modelyard.registry import SqlRegistry
-from modelyard.rollout._default import deployments_of_backend
+from modelyard.rollout._default import deployments_of_backend, model_loader
 from modelyard.server._deployments import deployments_router
 from modelyard.server._errors import install_error_handlers, json_response
 from modelyard.server._monitoring import monitoring_router
@@ -26,9 +28,16 @@ from modelyard.serving._log import PredictionLog, SqlPredictionLog, open_predict
 from modelyard.tracking._sql import SqlTracking
 
 
-def create_app(backend: SqlTracking, *, prediction_log: PredictionLog | None = None) -> FastAPI:
+def create_app(
+    backend: SqlTracking,
+    *,
+    prediction_log: PredictionLog | None = None,
+    cache_dir: Path | None = None,
+) -> FastAPI:
     """The REST API (OpenAPI docs at /docs) serving `backend` and `prediction_log` (default:
-    the `predictions` table of the backend's database); closes them on shutdown."""
+    the `predictions` table of the backend's database); closes them on shutdown. Models a
+    decision loads (a blue-green smoke test) are cached in `cache_dir` (default: a temporary
+    folder)."""
     log = prediction_log if prediction_log is not None else SqlPredictionLog(backend.metadata)
 
     @asynccontextmanager
@@ -56,7 +65,9 @@ def create_app(backend: SqlTracking, *, prediction_log: PredictionLog | None = N
     app.include_router(predictions_router(log, feedback))
     app.include_router(monitoring_router(registry, backend.read_artifact))
     app.include_router(monitors_router(monitors_of_backend(backend, log)))
-    app.include_router(deployments_router(deployments_of_backend(backend), log, feedback))
+    deployments = deployments_of_backend(backend)
+    replay = model_loader(backend, cache_dir or Path(tempfile.mkdtemp(prefix="modelyard-")))
+    app.include_router(deployments_router(deployments, log, feedback, replay))
     return app
 
 
@@ -86,5 +97,9 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 5005) -> None
     backend = open_local_backend(settings)
     # the server keeps the log itself (Parquet or its database), never another server's
     local = settings.model_copy(update={"tracking_uri": None})
-    app = create_app(backend, prediction_log=open_prediction_log(local, backend.metadata))
+    app = create_app(
+        backend,
+        prediction_log=open_prediction_log(local, backend.metadata),
+        cache_dir=settings.home / "cache" / "models",
+    )
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -6,17 +6,22 @@ registry's alias moves.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from modelyard.rollout._default import PROMOTED_BY_HAND, ROLLED_BACK_BY_HAND, SPLIT_BY_HAND
+from modelyard.rollout._engine import evaluate
 from modelyard.rollout._status import status_of
 from modelyard.rollout._store import Deployments
 from modelyard.server._errors import json_response
 from modelyard.serving._feedback import FeedbackStore
 from modelyard.serving._log import PredictionLog
+
+if TYPE_CHECKING:
+    from modelyard.models import LoadedModel
 
 
 class DeploymentIn(BaseModel):
@@ -52,9 +57,13 @@ class Split(BaseModel):
 
 
 def deployments_router(
-    deployments: Deployments, log: PredictionLog, feedback: FeedbackStore
+    deployments: Deployments,
+    log: PredictionLog,
+    feedback: FeedbackStore,
+    replay: Callable[[str], LoadedModel] | None = None,
 ) -> APIRouter:
-    """The routes; a deployment's status takes a live look at its traffic in `log`."""
+    """The routes; a deployment's status takes a live look at its traffic in `log`, and
+    `replay` loads a blue-green candidate for its smoke test."""
     api = APIRouter(prefix="/api/v1/deployments", tags=["rollout"])
 
     @api.post("", status_code=201)
@@ -76,6 +85,13 @@ def deployments_router(
     @api.get("/{name}/history")
     def history(name: str) -> Response:
         return json_response([e.to_dict() for e in deployments.history(name)])
+
+    @api.post("/{name}/decide")
+    def decide(name: str, body: Change) -> Response:
+        decision = evaluate(
+            deployments, log, feedback, name, act=True, replay=replay, actor=body.actor
+        )
+        return json_response(decision.to_dict())
 
     @api.post("/{name}/promote")
     def promote(name: str, body: Promotion) -> Response:
