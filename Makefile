@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/tracking.py
 	$(BIN)/python bench/registry.py
 	$(BIN)/python bench/serving.py
+	$(BIN)/python bench/rollout.py
 	$(BIN)/python bench/monitoring.py
 
 lint: $(STAMP)

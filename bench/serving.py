@@ -118,13 +118,14 @@ class ServerError(RuntimeError):
 
 
 @contextmanager
-def running(server: Server) -> Iterator[str]:
-    """Start `server` on a free port of 127.0.0.1 and yield its URL; always stop it after."""
+def running(server: Server, work: Path = WORK) -> Iterator[str]:
+    """Start `server` on a free port of 127.0.0.1 and yield its URL; always stop it after.
+    Its log goes to `work`, its working folder."""
     import httpx
 
     port = free_port()
     command = [*server.command, "--host", HOST, "--port", str(port)]
-    log_path = WORK / f"{server.key}.log"
+    log_path = work / f"{server.key}.log"
     url = f"http://{HOST}:{port}"
     with log_path.open("w") as log:
         log.write(f"$ {' '.join(command)}\n")
@@ -132,7 +133,7 @@ def running(server: Server) -> Iterator[str]:
         # Its own session, so the whole tree (MLflow's CLI starts uvicorn) can be stopped.
         process = subprocess.Popen(
             command,
-            cwd=WORK,
+            cwd=work,
             env=server.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -327,13 +328,16 @@ def parse_wrk(output: str) -> Load:
     )
 
 
-def measure(server: Server, request: Request, script: Path, sizes: Sizes) -> dict[str, Any]:
-    """Start, check, warm up and load one server; a failure is reported, not raised."""
+def measure(
+    server: Server, request: Request, script: Path, sizes: Sizes, work: Path = WORK
+) -> dict[str, Any]:
+    """Start, check, warm up and load one server; a failure is reported, not raised. Its log
+    and wrk's output go to `work`."""
     import httpx
 
     print(f"  {server.label}", file=sys.stderr)
     try:
-        with running(server) as url:
+        with running(server, work) as url:
             answer = check_answer(url, request)
             runtime = runtime_of(url, server)
             load(url, script, WARMUP_S)
@@ -343,7 +347,7 @@ def measure(server: Server, request: Request, script: Path, sizes: Sizes) -> dic
     except (ServerError, httpx.HTTPError, ValueError) as exc:  # ValueError: not JSON
         print(f"    FAILED: {exc}", file=sys.stderr)
         return {"label": server.label, "workers": server.workers, "failed": str(exc)}
-    (WORK / f"{server.key}.wrk.txt").write_text(output)
+    (work / f"{server.key}.wrk.txt").write_text(output)
     return {
         "label": server.label,
         "workers": server.workers,

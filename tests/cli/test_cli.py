@@ -603,6 +603,7 @@ def test_demo_trains_tracks_and_compares_real_models(tmp_path: Path) -> None:
         "logreg-C1",
     ]
     _the_demo_monitor_flags_only_the_shifted_windows(demo_home, process.stdout)
+    _the_demo_canary_is_rolled_back_and_its_ab_test_decided(demo_home, process.stdout)
 
 
 def _the_demo_monitor_flags_only_the_shifted_windows(demo_home: Path, stdout: str) -> None:
@@ -628,6 +629,38 @@ def _the_demo_monitor_flags_only_the_shifted_windows(demo_home: Path, stdout: st
     assert "the webhook received: state firing, rule demo-drift" in stdout
     report = demo_home / "reports" / "drift.html"
     assert "<html" in report.read_text(encoding="utf-8")
+
+
+def _the_demo_canary_is_rolled_back_and_its_ab_test_decided(demo_home: Path, stdout: str) -> None:
+    """The shuffled-label version fails a guardrail and is rolled back automatically; the A/B
+    test of two sound versions ends with a recorded verdict of its sequential test."""
+    canary = cli_json(demo_home, "deploy", "history", "demo-canary")
+    assert isinstance(canary, list)
+    assert [e["kind"] for e in canary] == ["created", "rollback"]
+    rollback = canary[-1]
+    assert (rollback["actor"], rollback["split"]) == ("modelyard", {"primary": 1.0})
+    failed = [g for g in rollback["evidence"]["guardrails"] if g["verdict"] == "fail"]
+    assert failed
+    for guardrail in failed:  # a failing guardrail's whole interval is beyond its limit
+        assert guardrail["interval"][0] > guardrail["limit"]
+        assert guardrail["name"] in rollback["reason"]
+    assert "canary demo-canary: rollback" in stdout
+    ab = cli_json(demo_home, "deploy", "history", "demo-ab")
+    assert isinstance(ab, list)
+    verdict = ab[-1]
+    assert ab[0]["kind"] == "created"
+    assert (verdict["kind"], verdict["actor"]) in {
+        ("promote", "modelyard"),
+        ("rollback", "modelyard"),
+    }
+    evidence = verdict["evidence"]
+    low, high = evidence["effect"]["interval"]
+    assert low <= evidence["effect"]["value"] <= high
+    test = evidence["sequential"]
+    assert 0.0 <= test["p_value"] <= 1.0
+    assert test["decided"] or test["n"] >= evidence["planned_total"] == 300
+    assert f"A/B test demo-ab: {verdict['kind']}" in stdout
+    assert "always-valid p" in stdout
 
 
 def test_experiments_can_be_created_deleted_and_restored(home: Path) -> None:

@@ -1,5 +1,5 @@
 """`modelyard demo`: real models on a real dataset, tracked, searched, compared, registered,
-then served, sent feedback, swapped and scored in batch."""
+then served, sent feedback, swapped, scored in batch, monitored and rolled out."""
 
 from __future__ import annotations
 
@@ -200,8 +200,11 @@ def _register(tracker: Tracker, settings: Settings, trained: dict[str, Trained])
     )
     console.print(Markdown(registry.card(MODEL, versions[0].version)))
     from modelyard.cli._demo_monitoring import watch_drift
+    from modelyard.cli._demo_rollout import roll_out
     from modelyard.cli._demo_serving import serve_and_score
 
     best_run = trained[best[0]]
     serve_and_score(tracker, registry, settings, MODEL, best_run.x_test, best_run.y_test)
     watch_drift(tracker, registry, settings, MODEL, best_run.x_test, best_run.y_test)
+    train, test = (best_run.x_train, best_run.y_train), (best_run.x_test, best_run.y_test)
+    roll_out(tracker, registry, settings, MODEL, best_run.model, train, test)

@@ -51,14 +51,21 @@ def serve_and_score(
 
 @contextmanager
 def serving(settings: Settings, model: str) -> Iterator[httpx.Client]:
-    """`model@champion` served in this process on a free 127.0.0.1 port, and a client of it;
-    on exit the server stops, which writes out its prediction log."""
-    import httpx
-    import uvicorn
-
+    """`model@champion` served in this process, and a client of it (see `served`)."""
     from modelyard.serving import ServeOptions, create_app
 
     app = create_app([f"{model}@champion"], settings=settings, options=ServeOptions())
+    with served(app) as http:
+        yield http
+
+
+@contextmanager
+def served(app: Any) -> Iterator[httpx.Client]:
+    """`app` served in this process on a free 127.0.0.1 port, and a client of it; on exit the
+    server stops, which writes out its prediction log."""
+    import httpx
+    import uvicorn
+
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
