@@ -4,9 +4,9 @@ thread of `modelyard serve --monitors` (never on the request path)."""
 from __future__ import annotations
 
 import logging
-import threading
 from typing import TYPE_CHECKING
 
+from modelyard._periodic import PeriodicThread
 from modelyard.errors import ModelyardError
 
 if TYPE_CHECKING:
@@ -35,27 +35,18 @@ def run_due(monitors: Monitors, *, now: int | None = None) -> list[tuple[str, st
     return outcomes
 
 
-class MonitorThread:
+class MonitorThread(PeriodicThread):
     """A daemon thread running due monitors every `tick` seconds until `stop()`."""
 
     def __init__(self, monitors: Monitors, *, tick: float = 10.0) -> None:
+        super().__init__(
+            tick=tick,
+            name="modelyard-monitors",
+            logger=logger,
+            failure="running the due monitors failed",
+        )
         self.monitors = monitors
-        self.tick = tick
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="modelyard-monitors", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                for name, outcome in run_due(self.monitors):
-                    logger.info("monitor %s: %s", name, outcome)
-            except Exception:  # the server must keep serving whatever a monitor does
-                logger.exception("running the due monitors failed")
-            self._stop.wait(self.tick)
+    def look(self) -> None:
+        for name, outcome in run_due(self.monitors):
+            logger.info("monitor %s: %s", name, outcome)

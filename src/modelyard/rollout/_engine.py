@@ -12,13 +12,13 @@ tick of a second does not flood the history. A paused or finished deployment is 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from modelyard._periodic import PeriodicThread
 from modelyard.errors import ModelyardError
 from modelyard.rollout._decide import Decision, Look, SmokeTest, decide
 from modelyard.rollout._evaluate import read_rows, variant_stats
@@ -242,7 +242,7 @@ def run_due(
     return outcomes
 
 
-class DecisionThread:
+class DecisionThread(PeriodicThread):
     """A daemon thread deciding the running deployments every `tick` seconds until `stop()`."""
 
     def __init__(
@@ -255,34 +255,24 @@ class DecisionThread:
         replay: Loader | None = None,
         quiet_s: float = 60.0,
     ) -> None:
+        super().__init__(
+            tick=tick,
+            name="modelyard-rollout",
+            logger=logger,
+            failure="deciding the deployments failed",
+        )
         self.deployments = deployments
         self.log = log
         self.feedback = feedback
-        self.tick = tick
         self.replay = replay
         self.quiet_s = quiet_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="modelyard-rollout", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                for name, outcome in run_due(
-                    self.deployments, self.log, self.feedback, replay=self.replay,
-                    quiet_s=self.quiet_s,
-                ):  # fmt: skip
-                    if isinstance(outcome, Decision) and outcome.changes:
-                        logger.info("deployment %s: %s: %s", name, outcome.action, outcome.reason)
-            except Exception:  # the server must keep serving whatever a decision does
-                logger.exception("deciding the deployments failed")
-            self._stop.wait(self.tick)
+    def look(self) -> None:
+        for name, outcome in run_due(
+            self.deployments, self.log, self.feedback, replay=self.replay, quiet_s=self.quiet_s
+        ):
+            if isinstance(outcome, Decision) and outcome.changes:
+                logger.info("deployment %s: %s: %s", name, outcome.action, outcome.reason)
 
 
 @contextmanager
