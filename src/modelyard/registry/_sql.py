@@ -410,9 +410,8 @@ class SqlRegistry:
         self, name: str, alias: str, version: int, *, actor: str, reason: str | None = None
     ) -> ModelVersion:
         """Point `alias` at `version`; recorded with who, when, from, to and why."""
-        check_alias(alias)
         self.metadata.write(
-            lambda conn: self._move_alias(conn, name, alias, version, actor, reason, None)
+            lambda conn: self.set_alias_in(conn, name, alias, version, actor=actor, reason=reason)
         )
         return self.get_version(name, version)
 

@@ -357,8 +357,7 @@ class Deployments:
         numbered = len(candidates) > 1
         variants = [Variant("primary", "primary", model, versions[0])]
         for index, (ref, version) in enumerate(zip(candidates, versions[1:], strict=True), 1):
-            label = {"challenger": "challenger", "arm": "arm"}.get(role, role)
-            variants.append(Variant(f"{label}-{index}" if numbered else label, role, ref, version))
+            variants.append(Variant(f"{role}-{index}" if numbered else role, role, ref, version))
         return tuple(variants)
 
     def _alias_mover(
