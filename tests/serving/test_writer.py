@@ -3,6 +3,7 @@ masks personal columns, and survives a log that fails."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import shutil
 import threading
@@ -42,10 +43,10 @@ class GatedLog:
         self.gate = threading.Event()
         self.writing = threading.Event()
 
-    def write(self, rows: Sequence[PredictionRow]) -> None:
+    def write(self, rows: Sequence[PredictionRow], *, encoded: bool = False) -> None:
         self.writing.set()
         self.gate.wait()
-        self.log.write(rows)
+        self.log.write(rows, encoded=encoded)
 
     def read(self, model: str, **query: int | None) -> pd.DataFrame:
         return self.log.read(model, **query)
@@ -228,6 +229,59 @@ def test_a_fast_path_array_with_column_names_is_stored_as_records(log: SqlPredic
         {"age": "***", "spend": 1.5},
         {"age": "***", "spend": None},
     ]
+
+
+def table_batch(rows: int, model: str, at_ms: int, **fields: object) -> LoggedBatch:
+    """`rows` predictions of a table read on the fast path (one array, named columns)."""
+    inputs = np.arange(rows * 2, dtype="float64").reshape(rows, 2) + at_ms % 100
+    outputs = {"predict": np.arange(rows) % 2, "predict_proba": np.full((rows, 2), 0.5)}
+    made = LoggedBatch(model, 1, new_ids(rows, at_ms), at_ms, 1.0, inputs, outputs,
+                       columns=("age", "spend"))  # fmt: skip
+    return dataclasses.replace(made, **fields)  # type: ignore[arg-type]
+
+
+def test_alike_batches_are_encoded_together_and_keep_their_own_fields(
+    log: SqlPredictionLog,
+) -> None:
+    parent = new_ids(1, T0)[0]
+    batches = [
+        table_batch(2, "churn", T0, deployment="d", variant="primary"),
+        table_batch(1, "churn", T0 + 7, latency_ms=9.0, variant="shadow", parent_ids=[parent]),
+        table_batch(3, "fraud", T0 + 9, version=4),
+        table_batch(1, "churn", T0 + 11, pii=frozenset({"age"})),  # masked: not alike
+    ]
+    writer = LogWriter(log)
+    for made in batches:
+        assert writer.submit(made)
+    writer.close()
+    for made in batches:
+        stored = in_submission_order(log, made.model, made.ids)
+        rows = len(made.ids)
+        masked = "age" in made.pii
+        expected_inputs = [
+            {"age": "***" if masked else float(a), "spend": float(s)} for a, s in made.inputs
+        ]
+        assert list(stored["inputs"]) == expected_inputs
+        assert list(stored["outputs"]) == [
+            {"predict": k % 2, "predict_proba": [0.5, 0.5]} for k in range(rows)
+        ]
+        assert set(stored["version"]) == {made.version}
+        assert set(stored["at"]) == {pd.Timestamp(made.at_ms, unit="ms", tz="UTC")}
+        assert set(stored["latency_ms"]) == {made.latency_ms}
+        assert list(stored["parent_id"]) == list(made.parent_ids or [None] * rows)
+        assert set(stored["variant"]) == {made.variant}
+
+
+def test_a_broken_batch_among_alike_ones_fails_alone(log: SqlPredictionLog) -> None:
+    writer = LogWriter(log, flush_interval_s=60)
+    good = [table_batch(2, "churn", T0), table_batch(2, "churn", T0 + 1)]
+    broken = table_batch(2, "churn", T0 + 2, parent_ids=new_ids(1, T0))  # one parent, two rows
+    for made in (good[0], broken, good[1]):
+        writer.submit(made)
+    assert writer.flush(timeout=30)
+    assert (writer.failed_rows, writer.written_rows) == (2, 4)
+    assert log.count("churn") == 4
+    writer.close()
 
 
 def test_a_failing_log_counts_failed_rows_and_the_thread_carries_on(tmp_path: Path) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import time
 
 ID_LENGTH = 32
+_ID = re.compile(f"[0-9a-f]{{{ID_LENGTH}}}")
 
 # The random part only needs to be unique, not secret, and `random` costs far less per call
 # than the OS's source, once per request on the serving hot path. Seeded from the OS, and
@@ -24,8 +26,4 @@ def new_ids(count: int, at_ms: int | None = None) -> list[str]:
 
 def is_id(value: object) -> bool:
     """Whether `value` has the form of a prediction id."""
-    return (
-        isinstance(value, str)
-        and len(value) == ID_LENGTH
-        and all(c in "0123456789abcdef" for c in value)
-    )
+    return isinstance(value, str) and _ID.fullmatch(value) is not None

@@ -43,8 +43,10 @@ _LOOKUP_CHUNK = 500  # ids per `IN (…)`: far below any database's parameter li
 class PredictionLog(Protocol):
     """Where served predictions are recorded and read back."""
 
-    def write(self, rows: Sequence[PredictionRow]) -> None:
-        """Store `rows`: all of them, or on error none."""
+    def write(self, rows: Sequence[PredictionRow], *, encoded: bool = False) -> None:
+        """Store `rows`: all of them, or on error none. `encoded`: their inputs and outputs
+        were written by `prediction_rows` (the log writer's), so they are not parsed again to
+        check that they are JSON."""
         ...
 
     def read(
@@ -76,8 +78,9 @@ class PredictionLog(Protocol):
 # -- checks and frames shared by every implementation ------------------------------------
 
 
-def check_rows(rows: Sequence[PredictionRow]) -> None:
-    """Refuse rows the log could not store or find again, before anything is written."""
+def check_rows(rows: Sequence[PredictionRow], *, parse: bool = True) -> None:
+    """Refuse rows the log could not store or find again, before anything is written.
+    `parse=False` trusts that inputs and outputs are JSON text (the costly part to check)."""
     for row in rows:
         if not is_id(row.id):
             raise InvalidInput(
@@ -98,6 +101,8 @@ def check_rows(rows: Sequence[PredictionRow]) -> None:
         if not math.isfinite(latency):
             raise InvalidInput(f"latency_ms of {row.id} must be finite, got {latency!r}")
         _check_deployment_fields(row)
+        if not parse:
+            continue
         for field in ("inputs", "outputs"):
             text = getattr(row, field)
             try:
@@ -242,10 +247,10 @@ class SqlPredictionLog:
             insert.on_conflict_do_nothing(index_elements=["id"]), metadata.engine.dialect
         )
 
-    def write(self, rows: Sequence[PredictionRow]) -> None:
+    def write(self, rows: Sequence[PredictionRow], *, encoded: bool = False) -> None:
         if not rows:
             return
-        check_rows(rows)
+        check_rows(rows, parse=not encoded)
         values = [
             {
                 "id": r.id,
@@ -342,9 +347,10 @@ class RestPredictionLog:
         self._api = ServerApi(base_url, timeout_s=timeout_s)
         self.base_url = self._api.base_url
 
-    def write(self, rows: Sequence[PredictionRow]) -> None:
+    def write(self, rows: Sequence[PredictionRow], *, encoded: bool = False) -> None:
         if rows:
-            check_rows(rows)  # here too: NaN, for one, would not survive the trip as JSON
+            # here too: NaN, for one, would not survive the trip as JSON
+            check_rows(rows, parse=not encoded)
             self._api.call("POST", "/predictions", content=orjson.dumps({"rows": list(rows)}))
 
     def read(

@@ -84,10 +84,10 @@ class ParquetPredictionLog:
         if self._local:
             self._fs.makedirs(f"{self._root}/_tmp", exist_ok=True)
 
-    def write(self, rows: Sequence[PredictionRow]) -> None:
+    def write(self, rows: Sequence[PredictionRow], *, encoded: bool = False) -> None:
         if not rows:
             return
-        check_rows(rows)
+        check_rows(rows, parse=not encoded)
         groups: dict[tuple[str, dt.date], list[PredictionRow]] = {}
         for row in rows:
             groups.setdefault((row.model, _day(row.at_ms)), []).append(row)

@@ -53,6 +53,7 @@ def serve(
     with _monitor_thread(settings, options.run_monitors), _decisions(settings, deciding, options):
         if workers == 1:
             app = create_app(models, deployments=deployments, settings=settings, options=options)
+            _settle()
             uvicorn.run(app, **common)
             return
         # load once here, so a wrong name fails before any worker starts
@@ -117,12 +118,28 @@ def app_from_environment() -> FastAPI:
     _log_to_stderr()
     sys.setswitchinterval(0.0005)
     spec = orjson.loads(os.environ[SPEC_ENV])
-    return create_app(
+    app = create_app(
         spec["models"],
         deployments=spec.get("deployments", []),
         settings=Settings(**spec["settings"]),
         options=ServeOptions(**spec["options"]),
     )
+    _settle()
+    return app
+
+
+def _settle() -> None:
+    """Keep the garbage collector off what the server holds for good.
+
+    Imports and loaded models leave over a hundred thousand objects behind; every full
+    collection walked them all, pausing the event loop for tens of milliseconds (most of a
+    busy server's p99). Frozen, they are never scanned again; what requests allocate is
+    still collected.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def _spec(

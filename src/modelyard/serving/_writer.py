@@ -155,9 +155,28 @@ class LogWriter:
 
     def _write(self, batches: list[LoggedBatch]) -> None:
         chunk: list[PredictionRow] = []
-        for batch in batches:
+        for group in _alike(batches):
+            for rows in self._encoded(group):
+                for row in rows:
+                    chunk.append(row)
+                    if len(chunk) >= self.flush_rows:
+                        self._write_chunk(chunk)
+                        chunk = []
+        if chunk:
+            self._write_chunk(chunk)
+
+    def _encoded(self, group: list[LoggedBatch]) -> Iterator[list[PredictionRow]]:
+        """The rows of `group`, encoded together; if that fails, batch by batch, so only the
+        batch that cannot be encoded is lost (logged and counted)."""
+        if len(group) > 1:
             try:
-                rows = prediction_rows(batch)
+                yield prediction_rows(*group)
+                return
+            except Exception:  # the culprit is found and reported batch by batch below
+                pass
+        for batch in group:
+            try:
+                yield prediction_rows(batch)
             except Exception:
                 logger.exception(
                     "prediction log writer: cannot encode %d predictions of %s version %s",
@@ -166,19 +185,11 @@ class LogWriter:
                     batch.version,
                 )
                 self._done(len(batch.ids), written=False)
-                continue
-            for row in rows:
-                chunk.append(row)
-                if len(chunk) >= self.flush_rows:
-                    self._write_chunk(chunk)
-                    chunk = []
-        if chunk:
-            self._write_chunk(chunk)
 
     def _write_chunk(self, rows: list[PredictionRow]) -> None:
         for attempt, delay in enumerate((*_RETRY_DELAYS_S, None)):
             try:
-                self.log.write(rows)
+                self.log.write(rows, encoded=True)
             except Exception:
                 if delay is None:
                     logger.exception(
@@ -207,23 +218,84 @@ class LogWriter:
 # -- encoding --------------------------------------------------------------------------
 
 
-def prediction_rows(batch: LoggedBatch) -> list[PredictionRow]:
-    """The rows the log stores for `batch`: inputs and outputs as JSON, `pii` masked."""
-    count = len(batch.ids)
-    inputs = [_json(row) for row in _input_rows(batch, count)]
-    outputs = [_json(row) for row in _output_rows(batch.outputs, count)]
+def prediction_rows(*batches: LoggedBatch) -> list[PredictionRow]:
+    """The rows the log stores for `batches`: inputs and outputs as JSON, `pii` masked.
+
+    Several batches must be alike (`_alike`): they are encoded as one, which spares the
+    per-batch work that dominates when every request is one row.
+    """
+    merged = batches[0] if len(batches) == 1 else _merged(batches)
+    count = len(merged.ids)
+    inputs = [_json(row) for row in _input_rows(merged, count)]
+    outputs = [_json(row) for row in _output_rows(merged.outputs, count)]
     if len(inputs) != count or len(outputs) != count:
         raise ValueError(f"{count} ids but {len(inputs)} input rows and {len(outputs)} output rows")
-    latency = float(batch.latency_ms)
-    parents = batch.parent_ids if batch.parent_ids is not None else [None] * count
-    if len(parents) != count:
-        raise ValueError(f"{count} ids but {len(parents)} parent ids")
-    deployment, variant = batch.deployment, batch.variant
-    return [
-        PredictionRow(i, batch.model, batch.version, batch.at_ms, latency, x, y, deployment,
-                      variant, parent)
-        for i, x, y, parent in zip(batch.ids, inputs, outputs, parents, strict=True)
-    ]  # fmt: skip
+    rows: list[PredictionRow] = []
+    start = 0
+    for batch in batches:
+        size = len(batch.ids)
+        end = start + size
+        parents = batch.parent_ids if batch.parent_ids is not None else [None] * size
+        if len(parents) != size:
+            raise ValueError(f"{size} ids but {len(parents)} parent ids")
+        model, version, at_ms, latency = batch.model, batch.version, batch.at_ms, batch.latency_ms
+        deployment, variant = batch.deployment, batch.variant
+        rows += [
+            PredictionRow(i, model, version, at_ms, float(latency), x, y, deployment, variant,
+                          parent)
+            for i, x, y, parent in zip(batch.ids, inputs[start:end], outputs[start:end], parents,
+                                       strict=True)
+        ]  # fmt: skip
+        start = end
+    return rows
+
+
+def _alike(batches: Sequence[LoggedBatch]) -> Iterator[list[LoggedBatch]]:
+    """`batches` in order, consecutive ones grouped when they encode as one: tables read on
+    the fast path (one array) with the same columns, masking, dtypes and outputs."""
+    group: list[LoggedBatch] = []
+    shape: tuple[Any, ...] | None = None
+    for batch in batches:
+        mine = _shape(batch)
+        if group and (mine is None or mine != shape):
+            yield group
+            group = []
+        group.append(batch)
+        shape = mine
+    if group:
+        yield group
+
+
+def _shape(batch: LoggedBatch) -> tuple[Any, ...] | None:
+    data = batch.inputs
+    if batch.columns is None or not isinstance(data, np.ndarray) or data.ndim != 2:
+        return None
+    outputs = []
+    for name, values in batch.outputs.items():
+        if not isinstance(values, np.ndarray) or len(values) != len(data):
+            return None
+        outputs.append((name, values.dtype, values.shape[1:]))
+    return batch.columns, batch.pii, data.dtype, data.shape[1], tuple(outputs)
+
+
+def _merged(batches: Sequence[LoggedBatch]) -> LoggedBatch:
+    """One batch with the inputs, outputs and ids of alike `batches` (their other fields are
+    the first's: `prediction_rows` takes those from each batch)."""
+    first = batches[0]
+    return LoggedBatch(
+        model=first.model,
+        version=first.version,
+        ids=[i for batch in batches for i in batch.ids],
+        at_ms=first.at_ms,
+        latency_ms=first.latency_ms,
+        inputs=np.concatenate([batch.inputs for batch in batches]),
+        outputs={
+            name: np.concatenate([batch.outputs[name] for batch in batches])
+            for name in first.outputs
+        },
+        pii=first.pii,
+        columns=first.columns,
+    )
 
 
 def _input_rows(batch: LoggedBatch, count: int) -> Iterator[Any]:
@@ -239,6 +311,9 @@ def _input_rows(batch: LoggedBatch, count: int) -> Iterator[Any]:
         if len(data) != count or data.shape[1] != len(names):
             raise ValueError(f"{count} ids but an input of shape {data.shape} for {names}")
         masked = [k for k, name in enumerate(names) if name in batch.pii]
+        if not masked:
+            yield from (dict(zip(names, row, strict=True)) for row in data.tolist())
+            return
         for row in data.tolist():
             for k in masked:
                 row[k] = MASK
