@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/rollout.py
 	$(BIN)/python bench/monitoring.py
+	$(BIN)/python bench/features.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

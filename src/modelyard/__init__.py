@@ -52,6 +52,7 @@ __all__ = [
     "delete_experiment",
     "delete_run",
     "download_artifact",
+    "features",
     "feedback",
     "get_experiment",
     "get_metric_history",
@@ -80,7 +81,9 @@ __all__ = [
     "start_run",
     "tracker",
 ]
-_SUBPACKAGES = frozenset({"data", "models", "monitoring", "registry", "rollout", "serving"})
+_SUBPACKAGES = frozenset(
+    {"data", "features", "models", "monitoring", "registry", "rollout", "serving"}
+)
 _SDK = frozenset(__all__) - {"__version__"} - _SUBPACKAGES
 
 

@@ -31,6 +31,7 @@ from modelyard.tracking._entities import View
 
 if TYPE_CHECKING:
     from modelyard.models import LoadedModel, Signature
+    from modelyard.models._manifest import FeatureBinding
     from modelyard.registry import ModelVersion, Registry
     from modelyard.serving._feedback import Feedback, FeedbackStore
     from modelyard.serving._log import PredictionLog
@@ -274,11 +275,15 @@ def log_model(
     onnx_tolerance: float = 1e-4,
     description: str | None = None,
     tags: Mapping[str, Any] | None = None,
+    feature_service: str | None = None,
+    full_feature_names: bool = False,
 ) -> ModelVersion:
     """Store `model` in the active run (or `run`) and register it as the next version of `name`.
 
     The signature is inferred from `training_data` (`X` or `(X, y)`) or `input_example`;
     `pii` names the columns holding personal data (default: guessed from names).
+    `feature_service` names the feature service the model reads: a server then answers
+    requests that carry only entity keys, with the features read online.
     """
     from modelyard.models._package import ModelSpec
     from modelyard.models._package import log_model as store
@@ -299,8 +304,17 @@ def log_model(
         onnx_tolerance=onnx_tolerance,
         description=description,
         tags=tags,
+        features=_binding(feature_service, full_feature_names),
     )
     return store(model, spec, run_id=run_id, tracker=tracker(), registry=default_registry())
+
+
+def _binding(service: str | None, full_feature_names: bool) -> FeatureBinding | None:
+    if service is None:
+        return None
+    from modelyard.features._default import binding_of
+
+    return binding_of(service, full_feature_names=full_feature_names)
 
 
 def load_model(

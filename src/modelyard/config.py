@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     db_url: str | None = None
     artifacts_url: str | None = None
     redis_url: str | None = None
+    # where online feature values live: `sqlite:///…` or `redis://…`; unset: Redis at
+    # `redis_url` when that is set, else SQLite at `<home>/online.db`
+    online_url: str | None = None
     tracking_uri: str | None = None
     sqlite_busy_timeout_s: float = Field(default=60.0, gt=0)
     gc_grace_s: float = Field(default=3600.0, ge=0)

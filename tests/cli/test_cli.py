@@ -604,6 +604,26 @@ def test_demo_trains_tracks_and_compares_real_models(tmp_path: Path) -> None:
     ]
     _the_demo_monitor_flags_only_the_shifted_windows(demo_home, process.stdout)
     _the_demo_canary_is_rolled_back_and_its_ab_test_decided(demo_home, process.stdout)
+    _the_demo_serves_a_model_from_entity_keys(demo_home, process.stdout)
+
+
+def _the_demo_serves_a_model_from_entity_keys(demo_home: Path, stdout: str) -> None:
+    """Features applied, a training frame, a model logged with the service, served online."""
+    assert "training frame: 3,000 label rows" in stdout
+    assert '{"entities": {"driver_id": [3, 14, 159]}}' in stdout
+    assert "against the offline join: no mismatch" in stdout
+    listed = cli_json(demo_home, "features", "list")
+    assert isinstance(listed, list)
+    assert sorted((d["kind"], d["name"]) for d in listed) == [
+        ("entity", "driver"),
+        ("service", "churn_v1"),
+        ("view", "driver_stats"),
+    ]
+    shown = cli(demo_home, "models", "manifest", "driver-churn", "1")
+    assert shown.exit_code == 0, shown.output
+    manifest = json.loads(shown.stdout)
+    assert manifest["features"]["service"] == "churn_v1"
+    assert manifest["features"]["join_keys"] == ["driver_id"]
 
 
 def _the_demo_monitor_flags_only_the_shifted_windows(demo_home: Path, stdout: str) -> None:

@@ -158,7 +158,9 @@ def demo(
 
 
 def _register_groups() -> None:
+    from modelyard.cli._data import data_app
     from modelyard.cli._deploy import deploy_app
+    from modelyard.cli._features import features_app
     from modelyard.cli._models import models_app
     from modelyard.cli._monitor import monitor_app
     from modelyard.cli._monitors import alerts_app
@@ -174,6 +176,8 @@ def _register_groups() -> None:
     app.add_typer(predictions_app, name="predictions")
     app.add_typer(alerts_app, name="alerts")
     app.add_typer(deploy_app, name="deploy")
+    app.add_typer(features_app, name="features")
+    app.add_typer(data_app, name="data")
     app.command(name="serve")(serve)
     app.command(name="score")(score)
 

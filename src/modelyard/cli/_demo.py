@@ -1,5 +1,6 @@
 """`modelyard demo`: real models on a real dataset, tracked, searched, compared, registered,
-then served, sent feedback, swapped, scored in batch, monitored and rolled out."""
+then served, sent feedback, swapped, scored in batch, monitored and rolled out; then
+features defined, joined for training and served online."""
 
 from __future__ import annotations
 
@@ -199,6 +200,7 @@ def _register(tracker: Tracker, settings: Settings, trained: dict[str, Trained])
         [(d.name, d.role, d.digest[:12], fmt(d.num_rows)) for d in lineage.datasets],
     )
     console.print(Markdown(registry.card(MODEL, versions[0].version)))
+    from modelyard.cli._demo_features import show_features
     from modelyard.cli._demo_monitoring import watch_drift
     from modelyard.cli._demo_rollout import roll_out
     from modelyard.cli._demo_serving import serve_and_score
@@ -208,3 +210,4 @@ def _register(tracker: Tracker, settings: Settings, trained: dict[str, Trained])
     watch_drift(tracker, registry, settings, MODEL, best_run.x_test, best_run.y_test)
     train, test = (best_run.x_train, best_run.y_train), (best_run.x_test, best_run.y_test)
     roll_out(tracker, registry, settings, MODEL, best_run.model, train, test)
+    show_features(tracker, registry, settings)

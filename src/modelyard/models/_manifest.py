@@ -50,6 +50,29 @@ class OnnxExport(BaseModel):
     opset: int | None = None
 
 
+class FeatureBinding(BaseModel):
+    """The features a version reads from the feature store: a service's `view:feature`
+    references, the entity keys a request carries instead, and the view versions in force
+    when it was logged (lineage)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    service: str
+    refs: list[str]
+    join_keys: list[str]
+    views: dict[str, int] = Field(default_factory=dict)
+    full_feature_names: bool = False
+
+    @property
+    def columns(self) -> list[str]:
+        """The model's input columns, in the order of `refs`."""
+        names = []
+        for ref in self.refs:
+            view, feature = ref.split(":")
+            names.append(f"{view}__{feature}" if self.full_feature_names else feature)
+        return names
+
+
 class ReferenceFiles(BaseModel):
     """The training data as monitoring compares against it: three of the version's files.
 
@@ -86,6 +109,7 @@ class Manifest(BaseModel):
     git_commit: str | None = None
     onnx: OnnxExport | None = None
     reference: ReferenceFiles | None = None
+    features: FeatureBinding | None = None
     created_at: int
     created_by: str
 

@@ -22,6 +22,7 @@ from modelyard.models._flavor import Flavor, LoadOptions, SaveOptions, detect_fl
 from modelyard.models._manifest import (
     MANIFEST_FILE,
     DatasetRef,
+    FeatureBinding,
     FileEntry,
     Manifest,
     OnnxExport,
@@ -61,6 +62,18 @@ class ModelSpec:
     onnx_tolerance: float = 1e-4
     description: str | None = None
     tags: Mapping[str, Any] | None = None
+    features: FeatureBinding | None = None
+
+
+def _check_binding(binding: FeatureBinding | None, signature: Signature | None) -> None:
+    """A model that reads a feature service takes nothing but its features."""
+    if binding is None or signature is None or signature.columns is None:
+        return
+    if unknown := [c.name for c in signature.columns if c.name not in binding.columns]:
+        raise InvalidInput(
+            f"the model's input has columns {unknown} that feature service "
+            f"{binding.service!r} does not give (it gives {binding.columns})"
+        )
 
 
 def log_model(
@@ -75,6 +88,7 @@ def log_model(
     signature = spec.signature or infer_signature(
         features if features is not None else example, pii=spec.pii
     )
+    _check_binding(spec.features, signature)
     if any(a.path.startswith(f"{artifact_path}/") for a in tracker.list_artifacts(run_id)):
         raise Conflict(
             f"run {run_id} already holds a model at {artifact_path!r}; pass another artifact_path"
@@ -119,6 +133,7 @@ def log_model(
         git_commit=git.get("commit"),
         onnx=onnx,
         reference=reference,
+        features=spec.features,
         created_at=now_ms(),
         created_by=current_user(),
     )

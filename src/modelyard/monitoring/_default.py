@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from modelyard.monitoring._alerts import AlertEvent, AlertRule, Delivery
     from modelyard.monitoring._monitors import Monitors
     from modelyard.monitoring._reference import TrainingReference
+    from modelyard.monitoring._skew import SkewReport
     from modelyard.monitoring._spec import Monitor
     from modelyard.monitoring._windowing import MonitorRun, WindowResult
     from modelyard.registry import Registry
@@ -251,3 +252,39 @@ def alert_deliveries(event_id: int) -> list[Delivery]:
     if isinstance(event_id, bool) or not isinstance(event_id, int):
         raise NotFound(f"no alert event {event_id!r}")
     return _alerts.list_deliveries(_metadata(), event_id)
+
+
+def feature_skew(
+    model: str,
+    version: int | None = None,
+    *,
+    alias: str | None = None,
+    since: Moment | None = None,
+    until: Moment | None = None,
+    limit: int | None = 10_000,
+) -> SkewReport:
+    """Compare the features `model`'s version (or the one behind `alias`, default: the
+    latest) was served from entity keys with the same features joined offline at the
+    predictions' times, value for value."""
+    from modelyard._sdk import default_prediction_log, default_registry
+    from modelyard.features._default import default_feature_store
+    from modelyard.monitoring._feature_skew import feature_skew as compare
+
+    registry = default_registry()
+    if version is None:
+        version = (
+            registry.resolve(f"models:/{model}@{alias}").version
+            if alias is not None
+            else registry.get_model(model).latest_version
+        )
+    manifest = registry.get_manifest(model, version)
+    return compare(
+        default_prediction_log(),
+        default_feature_store(),
+        model,
+        version,
+        manifest.features if manifest is not None else None,
+        since_ms=to_ms(since) if since is not None else None,
+        until_ms=to_ms(until) if until is not None else None,
+        limit=limit,
+    )

@@ -13,11 +13,16 @@ from fastapi import FastAPI
 from modelyard._version import __version__
 from modelyard.config import Settings
 from modelyard.errors import PermissionDenied
+from modelyard.features._online import open_online_store
+from modelyard.features._registry import FeatureRegistry
+from modelyard.features._store import FeatureStore
 from modelyard.monitoring._default import monitors_of_backend
 from modelyard.registry import SqlRegistry
 from modelyard.rollout._default import deployments_of_backend, model_loader
+from modelyard.server._data import data_router
 from modelyard.server._deployments import deployments_router
 from modelyard.server._errors import install_error_handlers, json_response
+from modelyard.server._features import features_router
 from modelyard.server._monitoring import monitoring_router
 from modelyard.server._monitors import monitors_router
 from modelyard.server._predictions import predictions_router
@@ -33,16 +38,20 @@ def create_app(
     *,
     prediction_log: PredictionLog | None = None,
     cache_dir: Path | None = None,
+    online_url: str | None = None,
 ) -> FastAPI:
     """The REST API (OpenAPI docs at /docs) serving `backend` and `prediction_log` (default:
     the `predictions` table of the backend's database); closes them on shutdown. Models a
     decision loads (a blue-green smoke test) are cached in `cache_dir` (default: a temporary
-    folder)."""
+    folder). Online feature values live at `online_url` (default: SQLite in `cache_dir`)."""
     log = prediction_log if prediction_log is not None else SqlPredictionLog(backend.metadata)
+    cache = cache_dir or Path(tempfile.mkdtemp(prefix="modelyard-"))
+    features = FeatureStore(FeatureRegistry(backend.metadata), open_online_store(online_url, cache))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        features.close()
         log.close()
         backend.close()
 
@@ -66,8 +75,10 @@ def create_app(
     app.include_router(monitoring_router(registry, backend.read_artifact))
     app.include_router(monitors_router(monitors_of_backend(backend, log)))
     deployments = deployments_of_backend(backend)
-    replay = model_loader(backend, cache_dir or Path(tempfile.mkdtemp(prefix="modelyard-")))
+    replay = model_loader(backend, cache)
     app.include_router(deployments_router(deployments, log, feedback, replay))
+    app.include_router(features_router(features, log, registry))
+    app.include_router(data_router(backend.metadata))
     return app
 
 
@@ -101,5 +112,8 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 5005) -> None
         backend,
         prediction_log=open_prediction_log(local, backend.metadata),
         cache_dir=settings.home / "cache" / "models",
+        online_url=settings.online_url
+        or settings.redis_url
+        or f"sqlite:///{settings.home / 'online.db'}",
     )
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -105,6 +105,7 @@ def create_app(
                 _log.exception("could not close a store")
 
     server = ModelServer(served, options, writer, feedback, close_stores)
+    _attach_features(server, settings, metadata, closers)
     watched_models = {r.model for r in refs}
     if source is not None:
         try:
@@ -158,6 +159,32 @@ def _loader(
         )
 
     return load
+
+
+def _attach_features(
+    server: ModelServer,
+    settings: Settings,
+    metadata: MetadataStore | None,
+    closers: list[Callable[[], None]],
+) -> None:
+    """Online features for the served versions logged with a feature service, if any."""
+    from modelyard.features._default import feature_store_of
+    from modelyard.serving._features import FeatureLookup
+
+    if all(m.current.model.manifest.features is None for m in server.served.values()):
+        return
+    try:
+        if metadata is None:
+            raise InvalidInput(
+                "a model that reads a feature service is served where the metadata database "
+                "is (db_url), not against a tracking server"
+            )
+        store = feature_store_of(metadata, settings)
+    except BaseException:
+        server.close()
+        raise
+    closers.insert(0, store.close)
+    server.features = FeatureLookup(store)
 
 
 def _deployment_source(metadata: MetadataStore | None, registry: Registry) -> Deployments:

@@ -21,13 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from modelyard._dask import dask_client
 from modelyard.errors import (
     IntegrityError,
     InvalidInput,
-    MissingDependency,
     ModelyardError,
     NotFound,
-    StoreUnavailable,
 )
 from modelyard.serving._scoring_files import Sink, Source, format_of, open_source
 
@@ -531,7 +530,7 @@ def _run_on_dask(
     emit: Callable[[ChunkResult], None],
 ) -> str:
     """Score chunks on a Dask cluster, a bounded number in flight, results kept in order."""
-    with _dask_client(address) as client:
+    with dask_client(address, "scoring") as client:
         model = client.scatter(files, broadcast=True, hash=False)
         in_flight: deque[tuple[Any, Any]] = deque()
         limit = 2 * max(1, len(client.scheduler_info()["workers"]))
@@ -544,40 +543,6 @@ def _run_on_dask(
         while in_flight:
             emit(in_flight.popleft()[0].result())
         return str(client.scheduler.address)
-
-
-@contextmanager
-def _dask_client(address: str) -> Iterator[Any]:
-    """A client of the scheduler at `address`, or of a new cluster on this machine ("local")."""
-    try:
-        import distributed
-    except ImportError:
-        raise MissingDependency(
-            "scoring on Dask needs the distributed package: pip install 'modelyard[dask]'"
-        ) from None
-    dask: Any = distributed
-    cluster = None
-    if address == "local":
-        cluster = dask.LocalCluster(
-            n_workers=min(4, os.cpu_count() or 1),
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            host="127.0.0.1",
-        )
-    try:
-        client = dask.Client(cluster if cluster is not None else address, timeout="10s")
-    except OSError as exc:
-        raise StoreUnavailable(
-            f"cannot reach the Dask scheduler at {address!r} ({exc}); check the address, or "
-            "pass dask='local' for a cluster on this machine"
-        ) from None
-    try:
-        yield client
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 @contextmanager

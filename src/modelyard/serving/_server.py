@@ -29,6 +29,7 @@ from modelyard.errors import (
 )
 from modelyard.serving import _protocols as wire
 from modelyard.serving._batcher import Batcher
+from modelyard.serving._features import entities_of
 from modelyard.serving._ids import new_ids
 from modelyard.serving._inputs import Batch, Reader
 from modelyard.serving._metrics import ServerMetrics
@@ -38,6 +39,7 @@ from modelyard.serving._served import Loaded, ServedModel
 if TYPE_CHECKING:
     from modelyard.monitoring._exposition import MonitorExposition
     from modelyard.serving._deployed import ServedDeployments
+    from modelyard.serving._features import FeatureLookup
     from modelyard.serving._feedback import FeedbackStore
     from modelyard.serving._writer import LogWriter
 
@@ -104,6 +106,7 @@ class ModelServer:
         self.metrics = ServerMetrics()
         self.monitor_metrics: MonitorExposition | None = None
         self.deployments: ServedDeployments | None = None
+        self.features: FeatureLookup | None = None
         self.batchers: dict[str, Batcher[Loaded]] = {
             name: Batcher(
                 compute,
@@ -198,7 +201,9 @@ class ModelServer:
             batcher = self.batchers[name]
             batcher.arriving += 1
             try:
-                batch, outputs_wanted, request_id = await self._decode(request, protocol, loaded)
+                batch, outputs_wanted, request_id, read = await self._decode(
+                    request, protocol, loaded
+                )
             finally:
                 batcher.arriving -= 1
             served.last_batch = batch
@@ -211,7 +216,7 @@ class ModelServer:
             ids = new_ids(batch.rows)
             body = encode_answer(protocol, name, loaded.version, request_id, outputs, ids)
             elapsed = time.perf_counter() - started
-            self.record(logged_batch(loaded, batch, outputs, ids, elapsed))
+            self.record(logged_batch(loaded, read, outputs, ids, elapsed))
             self.count(name, loaded, protocol, 200, elapsed, batch.rows)
             return Response(
                 body,
@@ -228,9 +233,24 @@ class ModelServer:
 
     async def _decode(
         self, request: Request, protocol: Protocol, loaded: Loaded
-    ) -> tuple[Batch, list[str] | None, str | None]:
+    ) -> tuple[Batch, list[str] | None, str | None, Batch]:
+        """The model's input, the outputs asked for, the request id, and what the log keeps
+        of the input (with a feature service: the entity keys and the features served)."""
         payload = await read_payload(request, protocol, self.options.max_body_bytes)
-        return decode_payload(payload, loaded.reader)
+        binding = loaded.model.manifest.features
+        entities = entities_of(payload) if binding is not None else None
+        if binding is None or entities is None:
+            batch, wanted, request_id = decode_payload(payload, loaded.reader)
+            return batch, wanted, request_id, batch
+        if self.features is None:
+            raise InvalidInput("this server has no feature store to read entity features from")
+        frame = await run_in_threadpool(self.features.read, binding, entities)
+        names = loaded.reader.names or binding.columns
+        records: list[dict[str, Any]] = frame[names].to_dict("records")  # type: ignore[assignment]
+        batch = loaded.reader.records(records)
+        body = payload.parsed
+        request_id = body.get("id") if protocol == "v2" and isinstance(body, dict) else None
+        return batch, None, request_id, Batch(frame, len(frame))
 
     def record(self, record: LoggedBatch) -> None:
         """Hand `record` to the prediction log without waiting; count it if dropped."""

@@ -27,7 +27,7 @@ T = TypeVar("T")
 
 # Every schema revision this release knows, oldest first; the last one is the head.
 # A test checks this against the Alembic scripts.
-REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005")
+REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005", "0006")
 HEAD = REVISIONS[-1]
 
 _WRITE = "modelyard_write"

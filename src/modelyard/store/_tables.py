@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -476,3 +477,59 @@ class DeploymentEventRow(Base):
     split: Mapped[str] = mapped_column(Text)  # JSON: the split after the event
     evidence: Mapped[str] = mapped_column(Text)  # JSON: counts, statistics, p-values, intervals
     at: Mapped[int] = mapped_column(BigInteger)
+
+
+class FeatureDefinitionRow(Base):
+    """One version of an entity, feature view or feature service, as applied; append-only.
+
+    A definition whose spec changes gets the next version; the latest version is the one in
+    force. `sha256` is of the canonical spec, so re-applying an unchanged module adds nothing.
+    """
+
+    __tablename__ = "feature_definitions"
+    __table_args__ = (UniqueConstraint("kind", "name", "version"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # entity, view, service
+    name: Mapped[str] = mapped_column(String(128))
+    version: Mapped[int] = mapped_column(Integer)
+    spec: Mapped[str] = mapped_column(Text)  # JSON
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class FeatureDeadLetterRow(Base):
+    """A streamed message ingestion could not use, kept whole with the reason: nothing lost."""
+
+    __tablename__ = "feature_dead_letters"
+    __table_args__ = (Index(None, "view", "id"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    view: Mapped[str] = mapped_column(String(128))
+    source: Mapped[str] = mapped_column(String(512))  # e.g. redis:stream/1700000000000-0
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[int] = mapped_column(BigInteger)
+
+
+class DatasetVersionRow(Base):
+    """One version of a named dataset: its content digest (the one a run's `log_dataset`
+    records), inferred schema with ranges, quality profile and what it was derived from."""
+
+    __tablename__ = "dataset_versions"
+    __table_args__ = (UniqueConstraint("name", "version"), Index(None, "digest"))
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(256))
+    version: Mapped[int] = mapped_column(Integer)
+    digest: Mapped[str] = mapped_column(String(64))
+    num_rows: Mapped[int] = mapped_column(BigInteger)
+    num_columns: Mapped[int] = mapped_column(Integer)
+    schema_json: Mapped[str] = mapped_column(Text)  # JSON: signature columns and ranges
+    profile: Mapped[str] = mapped_column(Text)  # JSON: `Profile.to_dict()`
+    lineage: Mapped[str] = mapped_column(Text)  # JSON object: what it was derived from
+    description: Mapped[str] = mapped_column(Text)
+    tags: Mapped[str] = mapped_column(Text)  # JSON {key: value}
+    created_by: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[int] = mapped_column(BigInteger)

@@ -1,0 +1,197 @@
+"""The online store on Redis: for many serving processes, or reads in well under a ms.
+
+Each (view, key) is a hash `{prefix}:fv:{view}:{key as JSON}` with fields e (event ms),
+c (created ms, empty when none), w (written ms) and v (the values as JSON). Newest-wins is a
+Lua script, so the compare and the set are one atomic step on the server; a write sends one
+script call per key, pipelined. `{prefix}:rows:{view}` counts a view's rows (the script adds
+one per new key) and the set `{prefix}:views` names the views, which answers `views()`
+without a scan. The watermark is the string `{prefix}:wm:{view}`. The keys one call touches
+are not in one hash slot: this is for a single Redis (or a replicated one), not a cluster.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from modelyard.errors import MissingDependency, StoreUnavailable
+from modelyard.features._definitions import check_identifier
+from modelyard.features._online import (
+    OnlineRecord,
+    OnlineRow,
+    decode_values,
+    encode_key,
+    encode_values,
+    newest_per_key,
+    now_ms,
+)
+
+if TYPE_CHECKING:
+    import redis
+
+_FIELDS = ["e", "c", "w", "v"]  # event, created and written times, values
+_BATCH = 1000
+# KEYS: the row's hash, the view's row counter, the set of views
+# ARGV: event ms, created ms ("" for none), written ms, values, view
+_KEEP_NEWEST = """
+local stored = redis.call('HMGET', KEYS[1], 'e', 'c')
+if stored[1] then
+    local event, created = tonumber(ARGV[1]), tonumber(ARGV[2]) or -1
+    local old_event, old_created = tonumber(stored[1]), tonumber(stored[2]) or -1
+    if event < old_event or (event == old_event and created <= old_created) then
+        return 0
+    end
+else
+    redis.call('INCR', KEYS[2])
+    redis.call('SADD', KEYS[3], ARGV[5])
+end
+redis.call('HSET', KEYS[1], 'e', ARGV[1], 'c', ARGV[2], 'w', ARGV[3], 'v', ARGV[4])
+return 1
+"""
+# KEYS: the view's row counter, the set of views; ARGV: rows deleted, view
+_FORGET_ROWS = """
+local left = redis.call('DECRBY', KEYS[1], ARGV[1])
+if left <= 0 then
+    redis.call('DEL', KEYS[1])
+    redis.call('SREM', KEYS[2], ARGV[2])
+end
+return left
+"""
+
+
+class RedisOnlineStore:
+    """Online values in the Redis at `url`, under keys that start with `prefix:`."""
+
+    def __init__(self, url: str, prefix: str = "modelyard") -> None:
+        try:
+            import redis
+        except ImportError as exc:  # pragma: no cover - [redis] extra missing
+            raise MissingDependency(
+                f"the Redis online store needs redis-py: pip install 'modelyard[redis]' ({exc})"
+            ) from None
+        self.url = url
+        self.prefix = prefix
+        self._errors = (redis.ConnectionError, redis.TimeoutError)
+        self._client: redis.Redis = redis.Redis.from_url(url, decode_responses=False)
+        self._keep_newest = self._client.register_script(_KEEP_NEWEST)
+        self._forget_rows = self._client.register_script(_FORGET_ROWS)
+
+    @contextmanager
+    def _reachable(self) -> Iterator[None]:
+        try:
+            yield
+        except self._errors as exc:
+            raise StoreUnavailable(f"Redis at {self._safe_url()} is not reachable: {exc}") from exc
+
+    def _safe_url(self) -> str:
+        return re.sub(r"//[^@/]*@", "//***@", self.url)
+
+    def _row_key(self, view: str, key: str) -> str:
+        return f"{self.prefix}:fv:{view}:{key}"
+
+    def _count_key(self, view: str) -> str:
+        return f"{self.prefix}:rows:{view}"
+
+    @property
+    def _views_key(self) -> str:
+        return f"{self.prefix}:views"
+
+    def write(self, view: str, rows: Sequence[OnlineRow]) -> int:
+        check_identifier("feature view", view)
+        newest = list(newest_per_key(rows).items())
+        written, replaced = now_ms(), 0
+        shared = [self._count_key(view), self._views_key]
+        with self._reachable():
+            for start in range(0, len(newest), _BATCH):
+                pipe = self._client.pipeline(transaction=False)
+                for key, row in newest[start : start + _BATCH]:
+                    created = "" if row.created_ms is None else row.created_ms
+                    self._keep_newest(
+                        keys=[self._row_key(view, key), *shared],
+                        args=[row.event_ms, created, written, encode_values(row.values), view],
+                        client=pipe,
+                    )
+                replaced += sum(int(done) for done in pipe.execute())
+        return replaced
+
+    def read(self, view: str, keys: Sequence[tuple[Any, ...]]) -> list[OnlineRecord | None]:
+        check_identifier("feature view", view)
+        encoded = [encode_key(key) for key in keys]
+        found: list[OnlineRecord | None] = []
+        with self._reachable():
+            if len(encoded) == 1:  # one round trip either way: spare building a pipeline
+                fields: Any = self._client.hmget(self._row_key(view, encoded[0]), _FIELDS)
+                return [_record(fields)]
+            for start in range(0, len(encoded), _BATCH):
+                pipe = self._client.pipeline(transaction=False)
+                for key in encoded[start : start + _BATCH]:
+                    pipe.hmget(self._row_key(view, key), _FIELDS)
+                found += [_record(fields) for fields in pipe.execute()]
+        return found
+
+    def set_watermark(self, view: str, ms: int) -> None:
+        check_identifier("feature view", view)
+        with self._reachable():
+            self._client.set(f"{self.prefix}:wm:{view}", int(ms))
+
+    def watermark(self, view: str) -> int | None:
+        check_identifier("feature view", view)
+        with self._reachable():
+            value = self._client.get(f"{self.prefix}:wm:{view}")
+        return int(value) if value is not None else None
+
+    def delete_view(self, view: str) -> int:
+        check_identifier("feature view", view)
+        pattern = f"{_glob_escape(self.prefix)}:fv:{view}:*"
+        deleted = 0
+        with self._reachable():
+            batch: list[bytes] = []
+            for name in self._client.scan_iter(match=pattern, count=_BATCH):
+                batch.append(name)
+                if len(batch) >= _BATCH:
+                    deleted += self._delete_rows(view, batch)
+                    batch = []
+            deleted += self._delete_rows(view, batch)
+            self._client.delete(f"{self.prefix}:wm:{view}")
+        return deleted
+
+    def _delete_rows(self, view: str, names: list[bytes]) -> int:
+        """Delete rows and count down the view's counter by the rows that were there."""
+        if not names:
+            return 0
+        deleted = int(self._client.delete(*names))
+        if deleted:
+            self._forget_rows(keys=[self._count_key(view), self._views_key], args=[deleted, view])
+        return deleted
+
+    def views(self) -> dict[str, int]:
+        with self._reachable():
+            members = self._client.smembers(self._views_key)
+            names = sorted(v.decode() if isinstance(v, bytes) else v for v in members)
+            counts = self._client.mget([self._count_key(v) for v in names]) if names else []
+        return {v: int(c) for v, c in zip(names, counts, strict=True) if c and int(c) > 0}
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __repr__(self) -> str:
+        return f"RedisOnlineStore({self._safe_url()!r}, prefix={self.prefix!r})"
+
+
+def _record(fields: list[bytes | None]) -> OnlineRecord | None:
+    event, created, written, values = fields
+    if event is None or values is None or written is None:
+        return None
+    return OnlineRecord(
+        values=decode_values(values),
+        event_ms=int(event),
+        created_ms=int(created) if created else None,
+        written_ms=int(written),
+    )
+
+
+def _glob_escape(text: str) -> str:
+    """`text` matched literally in a SCAN pattern."""
+    return re.sub(r"([\\*?\[\]])", r"\\\1", text)

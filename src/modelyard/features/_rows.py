@@ -1,0 +1,138 @@
+"""Rows and times at the edges of the feature store: entity rows as requests give them,
+source rows as online rows (transformed, typed, keyed), and times as the stores keep them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from modelyard.errors import InvalidInput
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from modelyard.features._definitions import FeatureView, Field
+
+
+def time_ms(value: Any) -> int:
+    return time_us(value) // 1000
+
+
+def time_us(value: Any) -> int:
+    """A time as µs since the epoch, given as a datetime (naive: UTC), a pandas Timestamp,
+    ISO 8601 text or ms since the epoch."""
+    import pandas as pd
+
+    if isinstance(value, bool):
+        raise InvalidInput(f"{value!r} is not a time")
+    if isinstance(value, int):
+        return value * 1000
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise InvalidInput(f"{value!r} is not a time (ISO 8601, a datetime or ms)") from None
+    if pd.isna(stamp):
+        raise InvalidInput("a time is missing (NaT)")
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return int(stamp.value // 1000)
+
+
+def entity_rows(
+    entities: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]],
+) -> list[dict[str, Any]]:
+    """Entity rows from `{"driver_id": [1, 2]}` or `[{"driver_id": 1}, ...]`."""
+    if isinstance(entities, Mapping):
+        columns = {k: list(v) if not isinstance(v, str | int) else [v] for k, v in entities.items()}
+        lengths = {len(v) for v in columns.values()}
+        if len(lengths) > 1:
+            raise InvalidInput(f"entity columns have different lengths: {sorted(lengths)}")
+        count = lengths.pop() if lengths else 0
+        return [{k: v[i] for k, v in columns.items()} for i in range(count)]
+    rows = [dict(row) for row in entities]
+    if not rows:
+        raise InvalidInput("no entity rows given")
+    return rows
+
+
+def entity_key(view: str, join_keys: Sequence[str], row: Mapping[str, Any]) -> tuple[Any, ...]:
+    missing = [k for k in join_keys if k not in row]
+    if missing:
+        raise InvalidInput(
+            f"feature view {view!r} needs the join keys {list(join_keys)}; missing: {missing}"
+        )
+    return tuple(_plain_key(row[k]) for k in join_keys)
+
+
+def _plain_key(value: Any) -> Any:
+    plain = value.item() if hasattr(value, "item") else value
+    if isinstance(plain, bool | int | str):
+        return plain
+    raise InvalidInput(f"a join key must be an integer, a string or a boolean, not {value!r}")
+
+
+def online_rows(view: FeatureView, frame: pd.DataFrame, *, transform: bool = True) -> list[Any]:
+    """Source rows of `view` as online rows: transformed (unless `transform` is False: they
+    already are), checked against the features' types, keyed by the join keys."""
+    from modelyard.features._online import OnlineRow, check_value, to_ms
+
+    frame = with_times(view, frame)
+    if transform and view.transform is not None:
+        frame = view.transform(frame.copy())
+    needed = [*view.join_keys, view.timestamp_field, *view.feature_names]
+    if missing := [c for c in needed if c not in frame.columns]:
+        raise InvalidInput(f"rows for feature view {view.name!r} lack the columns {missing}")
+    created = view.created_timestamp_field
+    fields: list[Field] = list(view.features)
+    made = []
+    records: list[dict[str, Any]] = frame.to_dict("records")  # type: ignore[assignment]
+    for record in records:
+        if _missing(record[view.timestamp_field]):
+            raise InvalidInput(f"a row for feature view {view.name!r} has no event time")
+        made.append(
+            OnlineRow(
+                key=entity_key(view.name, view.join_keys, record),
+                event_ms=to_ms(record[view.timestamp_field]),
+                created_ms=(
+                    to_ms(record[created])
+                    if created and created in record and not _missing(record[created])
+                    else None
+                ),
+                values={f.name: check_value(f, _none(record[f.name])) for f in fields},
+            )
+        )
+    return made
+
+
+def with_times(view: FeatureView, frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with the view's timestamp columns as times: JSON and CSV carry them as ISO 8601
+    text (naive: UTC) or as ms since the epoch."""
+    import pandas as pd
+
+    for column in (view.timestamp_field, view.created_timestamp_field):
+        if not column or column not in frame.columns:
+            continue
+        values = frame[column]
+        if pd.api.types.is_datetime64_any_dtype(values):
+            continue
+        try:
+            if pd.api.types.is_numeric_dtype(values):
+                parsed = pd.to_datetime(values, unit="ms", utc=True)
+            else:
+                parsed = pd.to_datetime(values, utc=True, format="ISO8601")
+        except (ValueError, TypeError) as exc:
+            raise InvalidInput(
+                f"{column} of feature view {view.name!r} is not a time: {exc}"
+            ) from None
+        frame = frame.assign(**{column: parsed})
+    return frame
+
+
+def _missing(value: Any) -> bool:
+    import pandas as pd
+
+    return value is None or bool(pd.isna(value))
+
+
+def _none(value: Any) -> Any:
+    return None if _missing(value) else value
