@@ -16,6 +16,7 @@ import orjson
 import pandas as pd
 import pytest
 
+from modelyard.errors import InvalidInput, NotFound
 from modelyard.features import Entity, FeatureRegistry, FeatureStore, FeatureView, Field
 from modelyard.features._ingest import (
     DeadLetters,
@@ -209,7 +210,6 @@ def test_ingestion_from_nats_jetstream(store: FeatureStore, nats_stream: tuple[s
 
 
 def test_bad_ingestion_settings_are_refused(store: FeatureStore) -> None:
-    from modelyard.errors import InvalidInput, NotFound
     from modelyard.features._ingest import open_source
 
     dead = DeadLetters(store.registry.metadata)
@@ -230,3 +230,64 @@ class _Empty:
 
     def close(self) -> None:
         pass
+
+
+def test_ingestion_from_the_cli_and_the_sdk(
+    tmp_path: Path, redis_url: str, redis_stream: str
+) -> None:
+    import json
+
+    import redis
+    from typer.testing import CliRunner
+
+    import modelyard as my
+    from modelyard.cli._app import app
+
+    module = tmp_path / "defs.py"
+    module.write_text(
+        "from modelyard.features import Entity, FeatureView, Field\n"
+        "driver = Entity('driver', ['driver_id'])\n"
+        "stats = FeatureView('driver_stats', entities=[driver], source='stats.parquet',\n"
+        "                    timestamp_field='event_ts',\n"
+        "                    features=[Field('trips', 'int64'), Field('rating')])\n"
+    )
+    home = tmp_path / "home"
+    runner = CliRunner()
+
+    def cli(*args: str) -> object:
+        result = runner.invoke(app, ["--home", str(home), *args])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout) if "--json" in args else result.stdout
+
+    cli("features", "apply", str(module))
+    client = redis.Redis.from_url(redis_url)
+    for payload in (row(1, 1, 5), b"[1, 2]"):
+        client.xadd(redis_stream, {"data": payload})
+    stats = cli(
+        "features",
+        "ingest",
+        "driver_stats",
+        "--redis-stream",
+        redis_stream,
+        "--url",
+        redis_url,
+        "--idle-stop",
+        "0.2",
+        "--json",
+    )
+    assert stats == {"received": 2, "written": 1, "stale": 0, "dead": 1}
+    [letter] = cli("features", "dead-letters", "driver_stats", "--json")  # type: ignore[misc]
+    assert letter["reason"] == "not a JSON object but list" and letter["payload"] == "[1, 2]"
+
+    client.xadd(redis_stream, {"data": row(1, 2, 6)})
+    # the stream's Redis, not the online store (SQLite in the home, as for the CLI above)
+    my.configure(home=home, redis_url=redis_url, online_url=f"sqlite:///{home / 'online.db'}")
+    try:
+        found = my.features.ingest("driver_stats", redis_stream=redis_stream, idle_stop_s=0.2)
+        assert found.to_dict() == {"received": 1, "written": 1, "stale": 0, "dead": 0}
+        assert [d.reason for d in my.features.dead_letters()] == ["not a JSON object but list"]
+        with pytest.raises(InvalidInput, match="one"):
+            my.features.ingest("driver_stats")
+    finally:
+        my.configure(home=tmp_path / "unused")
+    client.close()

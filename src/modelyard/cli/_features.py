@@ -323,32 +323,21 @@ def ingest(
 ) -> None:
     """Consume a stream of feature rows (JSON objects with the join keys, the event time and
     the features) into the online store; unusable messages go to the dead letters."""
-    from modelyard.features._ingest import DeadLetters, open_source
-    from modelyard.features._ingest import ingest as run
+    from modelyard.features._ingest import ingest_from
 
-    if (redis_stream is None) == (nats_stream is None):
-        raise InvalidInput("give --redis-stream or --nats-stream (one)")
-    settings = settings_of(ctx)
-    if redis_stream is not None:
-        if not (url or settings.redis_url):
-            raise InvalidInput("--redis-stream needs --url or MODELYARD_REDIS_URL")
-        source = open_source("redis", url or settings.redis_url or "", redis_stream)
-    else:
-        assert nats_stream is not None
-        source = open_source("nats", url or "nats://127.0.0.1:4222", nats_stream, subject)
-    try:
-        with _store(ctx, module) as store:
-            stats = run(
-                store,
-                view,
-                source,
-                DeadLetters(store.registry.metadata),
-                batch=batch,
-                max_messages=max_messages,
-                idle_stop_s=idle_stop,
-            )
-    finally:
-        source.close()
+    with _store(ctx, module) as store:
+        stats = ingest_from(
+            store,
+            view,
+            redis_stream=redis_stream,
+            nats_stream=nats_stream,
+            subject=subject,
+            url=url,
+            redis_url=settings_of(ctx).redis_url,
+            batch=batch,
+            max_messages=max_messages,
+            idle_stop_s=idle_stop,
+        )
     if as_json:
         print_json(stats.to_dict())
         return

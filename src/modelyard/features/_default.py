@@ -165,32 +165,20 @@ def ingest(
     store (at least once; a replayed or late row never overwrites a newer value); unusable
     messages go to the dead letters."""
     from modelyard._sdk import get_settings
-    from modelyard.features._ingest import DeadLetters, open_source
-    from modelyard.features._ingest import ingest as run
+    from modelyard.features._ingest import ingest_from
 
-    if (redis_stream is None) == (nats_stream is None):
-        raise InvalidInput("give redis_stream= or nats_stream= (one)")
-    if redis_stream is not None:
-        address = url or get_settings().redis_url
-        if not address:
-            raise InvalidInput("redis_stream needs url= or the redis_url setting")
-        source = open_source("redis", address, redis_stream)
-    else:
-        assert nats_stream is not None
-        source = open_source("nats", url or "nats://127.0.0.1:4222", nats_stream, subject)
-    store = default_feature_store()
-    try:
-        return run(
-            store,
-            view,
-            source,
-            DeadLetters(store.registry.metadata),
-            batch=batch,
-            max_messages=max_messages,
-            idle_stop_s=idle_stop_s,
-        )
-    finally:
-        source.close()
+    return ingest_from(
+        default_feature_store(),
+        view,
+        redis_stream=redis_stream,
+        nats_stream=nats_stream,
+        subject=subject,
+        url=url,
+        redis_url=get_settings().redis_url,
+        batch=batch,
+        max_messages=max_messages,
+        idle_stop_s=idle_stop_s,
+    )
 
 
 def dead_letters(view: str | None = None, *, limit: int = 100) -> list[DeadLetter]:

@@ -317,3 +317,42 @@ def open_source(kind: str, url: str, name: str, subject: str | None = None) -> S
     if kind == "nats":
         return NatsSource(url, name, subject or name)
     raise InvalidInput(f"stream kind must be redis or nats, not {kind!r}")
+
+
+def ingest_from(
+    store: FeatureStore,
+    view: str,
+    *,
+    redis_stream: str | None = None,
+    nats_stream: str | None = None,
+    subject: str | None = None,
+    url: str | None = None,
+    redis_url: str | None = None,
+    batch: int = 500,
+    max_messages: int | None = None,
+    idle_stop_s: float | None = None,
+) -> IngestStats:
+    """`ingest` from a Redis stream (at `url`, else `redis_url`) or a NATS JetStream stream
+    (at `url`, else the local NATS), the source opened and closed here."""
+    if (redis_stream is None) == (nats_stream is None):
+        raise InvalidInput("give a Redis stream or a NATS stream to read (one)")
+    if redis_stream is not None:
+        address = url or redis_url
+        if not address:
+            raise InvalidInput("a Redis stream needs a URL (or the redis_url setting)")
+        source = open_source("redis", address, redis_stream)
+    else:
+        assert nats_stream is not None
+        source = open_source("nats", url or "nats://127.0.0.1:4222", nats_stream, subject)
+    try:
+        return ingest(
+            store,
+            view,
+            source,
+            DeadLetters(store.registry.metadata),
+            batch=batch,
+            max_messages=max_messages,
+            idle_stop_s=idle_stop_s,
+        )
+    finally:
+        source.close()
