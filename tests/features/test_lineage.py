@@ -70,3 +70,14 @@ def test_a_model_version_leads_back_to_its_feature_views_and_datasets(tmp_path: 
         assert "feature_view driver_stats@1" in graph.render()
     finally:
         my.configure(home=tmp_path / "unused")
+    # the REST API gives the same graph
+    from fastapi.testclient import TestClient
+
+    from modelyard.config import Settings
+    from modelyard.server import create_app
+    from modelyard.tracking import open_local_backend
+
+    backend = open_local_backend(Settings(home=tmp_path / "home"))
+    with TestClient(create_app(backend, cache_dir=tmp_path / "cache")) as client:
+        served = client.get("/api/v1/data/lineage/churn/1").json()
+    assert {(e["source"], e["kind"], e["target"]) for e in served["edges"]} == edges

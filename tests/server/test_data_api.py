@@ -87,7 +87,7 @@ def test_validate_answers_every_violation_of_posted_rows(api: TestClient) -> Non
         ("seen", "range"): [1],
     }
     assert report["ok"] is False and report["against"] == "train@1"
-    clean = answer(api.post("/datasets/validate", json={"rows": rows[:1], "against": "train"}))
+    clean = answer(api.post("/validate", json={"rows": rows[:1], "against": "train"}))
     assert clean["ok"] is True and clean["against"] == "train@2"
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from modelyard.errors import InvalidInput, NotFound
+from modelyard.errors import InvalidInput
 
 if TYPE_CHECKING:
     from modelyard.config import Settings
@@ -102,19 +102,10 @@ def lineage(model: str, version: int) -> LineageGraph:
     """Model version → the feature service and views it reads; → run → datasets → feature
     views and labels; and → deployments."""
     from modelyard._sdk import default_registry
-    from modelyard.data._lineage import model_lineage
+    from modelyard.data._lineage import feature_binding, model_lineage
 
-    try:
-        manifest = default_registry().get_manifest(model, version)
-    except NotFound:  # said below, in lineage's own words
-        manifest = None
-    binding = manifest.features if manifest is not None else None
-    return model_lineage(
-        default_dataset_versions().metadata,
-        model,
-        version,
-        binding.model_dump() if binding is not None else None,
-    )
+    binding = feature_binding(default_registry(), model, version)
+    return model_lineage(default_dataset_versions().metadata, model, version, binding)
 
 
 def lineage_of_dataset(name: str, version: int | None = None) -> LineageGraph:

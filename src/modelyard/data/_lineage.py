@@ -116,6 +116,19 @@ class LineageGraph:
         return "\n".join(lines)
 
 
+def feature_binding(registry: Any, model: str, version: int) -> dict[str, Any] | None:
+    """The feature binding in the manifest of `model`/`version` (what `model_lineage` takes),
+    or None; an unknown version is left for `model_lineage` to report."""
+    try:
+        manifest = registry.get_manifest(model, version)
+    except NotFound:
+        return None
+    if manifest is None or manifest.features is None:
+        return None
+    binding: dict[str, Any] = manifest.features.model_dump()
+    return binding
+
+
 def model_lineage(
     metadata: MetadataStore,
     model: str,

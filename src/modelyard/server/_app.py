@@ -78,7 +78,7 @@ def create_app(
     replay = model_loader(backend, cache)
     app.include_router(deployments_router(deployments, log, feedback, replay))
     app.include_router(features_router(features, log, registry))
-    app.include_router(data_router(backend.metadata))
+    app.include_router(data_router(backend.metadata, registry))
     return app
 
 

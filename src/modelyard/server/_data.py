@@ -8,9 +8,10 @@ from typing import Any
 from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
-from modelyard.data._lineage import dataset_lineage, model_lineage
+from modelyard.data._lineage import dataset_lineage, feature_binding, model_lineage
 from modelyard.data._validate import validate
 from modelyard.data._versions import DatasetVersions, compare_versions
+from modelyard.registry import Registry
 from modelyard.server._errors import json_response
 from modelyard.store import MetadataStore
 
@@ -20,8 +21,9 @@ class ValidateIn(BaseModel):
     against: str  # a stored dataset version: "name" (latest) or "name@3"
 
 
-def data_router(metadata: MetadataStore) -> APIRouter:
-    """The routes under /api/v1/data."""
+def data_router(metadata: MetadataStore, registry: Registry | None = None) -> APIRouter:
+    """The routes under /api/v1/data; a model's lineage shows the feature service it reads
+    from its manifest in `registry`."""
     api = APIRouter(prefix="/api/v1/data", tags=["data"])
     versions = DatasetVersions(metadata)
 
@@ -31,7 +33,6 @@ def data_router(metadata: MetadataStore) -> APIRouter:
         return json_response([v.to_dict(profile=False) for v in versions.all()])
 
     @api.post("/validate")
-    @api.post("/datasets/validate")
     def validate_rows(body: ValidateIn) -> Response:
         import pandas as pd
 
@@ -60,6 +61,7 @@ def data_router(metadata: MetadataStore) -> APIRouter:
 
     @api.get("/lineage/{model}/{version}")
     def lineage(model: str, version: int) -> Response:
-        return json_response(model_lineage(metadata, model, version).to_dict())
+        binding = feature_binding(registry, model, version) if registry is not None else None
+        return json_response(model_lineage(metadata, model, version, binding).to_dict())
 
     return api
