@@ -261,6 +261,36 @@ def test_a_store_opened_again_on_the_same_place_sees_the_rows(
         again.close()
 
 
+def test_redis_reads_carry_on_when_the_server_drops_the_connections(
+    redis_url: str, redis_prefix: str
+) -> None:
+    import redis
+
+    from modelyard.features._online_redis import CLIENT_NAME
+
+    store = RedisOnlineStore(redis_url, prefix=redis_prefix)
+    admin = redis.Redis.from_url(redis_url)
+
+    def connections() -> list[int]:
+        return [c["id"] for c in admin.client_list() if c["name"] == CLIENT_NAME]
+
+    try:
+        store.write(VIEW, [row(1, 1, v=1), row(2, 1, v=2)])
+        assert values_of(store, 1) == [{"v": 1}]  # one key: the connection kept for it
+        assert values_of(store, 1, 2) == [{"v": 1}, {"v": 2}]  # many: the pool's
+        dropped = connections()
+        assert len(dropped) >= 2
+        for client_id in dropped:
+            admin.client_kill_filter(_id=client_id)
+        assert values_of(store, 2) == [{"v": 2}]
+        assert values_of(store, 1, 2) == [{"v": 1}, {"v": 2}]
+        assert values_of(store, 1) == [{"v": 1}]
+        assert not set(connections()) & set(dropped)
+    finally:
+        admin.close()
+        store.close()
+
+
 # -- times ----------------------------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ are not in one hash slot: this is for a single Redis (or a replicated one), not 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,7 @@ from modelyard.features._online import (
 if TYPE_CHECKING:
     import redis
 
+CLIENT_NAME = "modelyard-online"
 _FIELDS = ["e", "c", "w", "v"]  # event, created and written times, values
 _BATCH = 1000
 # KEYS: the row's hash, the view's row counter, the set of views
@@ -74,7 +76,14 @@ class RedisOnlineStore:
         self.url = url
         self.prefix = prefix
         self._errors = (redis.ConnectionError, redis.TimeoutError)
-        self._client: redis.Redis = redis.Redis.from_url(url, decode_responses=False)
+        # named so that CLIENT LIST tells them apart (a client_name in the URL wins)
+        self._client: redis.Redis = redis.Redis.from_url(
+            url, decode_responses=False, client_name=CLIENT_NAME
+        )
+        pool = self._client.connection_pool
+        # one connection of the pool's kind kept for single-key reads (`_read_one`)
+        self._direct = pool.connection_class(**pool.connection_kwargs)
+        self._direct_lock = threading.Lock()
         self._keep_newest = self._client.register_script(_KEEP_NEWEST)
         self._forget_rows = self._client.register_script(_FORGET_ROWS)
 
@@ -122,14 +131,33 @@ class RedisOnlineStore:
         found: list[OnlineRecord | None] = []
         with self._reachable():
             if len(encoded) == 1:  # one round trip either way: spare building a pipeline
-                fields: Any = self._client.hmget(self._row_key(view, encoded[0]), _FIELDS)
-                return [_record(fields)]
+                return [_record(self._read_one(self._row_key(view, encoded[0])))]
             for start in range(0, len(encoded), _BATCH):
                 pipe = self._client.pipeline(transaction=False)
                 for key in encoded[start : start + _BATCH]:
                     pipe.hmget(self._row_key(view, key), _FIELDS)
                 found += [_record(fields) for fields in pipe.execute()]
         return found
+
+    def _read_one(self, name: str) -> Any:
+        """HMGET of one row on the connection kept for it. One entity per call is what a
+        model server mostly asks, and redis-py's command path (the pool, retries, metrics)
+        costs about a quarter of the round trip. While another thread holds that connection,
+        or when it has broken, the read takes the client's path, which reconnects."""
+        if self._direct_lock.acquire(blocking=False):
+            try:
+                conn = self._direct
+                try:
+                    conn.send_packed_command(conn.pack_command("HMGET", name, *_FIELDS), False)
+                    return conn.read_response()
+                except self._errors:
+                    conn.disconnect()  # the client's path below connects afresh
+                except BaseException:
+                    conn.disconnect()  # a half-read answer must not become the next one's
+                    raise
+            finally:
+                self._direct_lock.release()
+        return self._client.hmget(name, _FIELDS)
 
     def set_watermark(self, view: str, ms: int) -> None:
         check_identifier("feature view", view)
@@ -174,6 +202,8 @@ class RedisOnlineStore:
         return {v: int(c) for v, c in zip(names, counts, strict=True) if c and int(c) > 0}
 
     def close(self) -> None:
+        with self._direct_lock:
+            self._direct.disconnect()
         self._client.close()
 
     def __repr__(self) -> str:
