@@ -105,7 +105,6 @@ def create_app(
                 _log.exception("could not close a store")
 
     server = ModelServer(served, options, writer, feedback, close_stores)
-    _attach_features(server, settings, metadata, closers)
     watched_models = {r.model for r in refs}
     if source is not None:
         try:
@@ -114,6 +113,7 @@ def create_app(
             server.close()
             raise
         watched_models |= {r.deployment.model for r in server.deployments.served.values()}
+    _attach_features(server, settings, metadata, closers)
     if metadata is not None:
         from modelyard.monitoring._default import monitors_on
         from modelyard.monitoring._exposition import MonitorExposition
@@ -167,24 +167,37 @@ def _attach_features(
     metadata: MetadataStore | None,
     closers: list[Callable[[], None]],
 ) -> None:
-    """Online features for the served versions logged with a feature service, if any."""
+    """Online features for the versions logged with a feature service: the store is opened
+    now if a version served now reads one, else at the first read (an alias move or a
+    deployment change may bring such a version in later)."""
     from modelyard.features._default import feature_store_of
     from modelyard.serving._features import FeatureLookup
 
-    if all(m.current.model.manifest.features is None for m in server.served.values()):
-        return
+    reads_features = any(x.model.manifest.features is not None for x in _versions(server))
     try:
         if metadata is None:
-            raise InvalidInput(
-                "a model that reads a feature service is served where the metadata database "
-                "is (db_url), not against a tracking server"
-            )
-        store = feature_store_of(metadata, settings)
+            if reads_features:
+                raise InvalidInput(
+                    "a model that reads a feature service is served where the metadata "
+                    "database is (db_url), not against a tracking server"
+                )
+            return
+        lookup = FeatureLookup(lambda: feature_store_of(metadata, settings))
+        closers.insert(0, lookup.close)
+        server.features = lookup
+        if reads_features:
+            lookup.open()  # a store that cannot be opened fails here, not at a request
     except BaseException:
         server.close()
         raise
-    closers.insert(0, store.close)
-    server.features = FeatureLookup(store)
+
+
+def _versions(server: ModelServer) -> list[Loaded]:
+    """Every version the server serves now: its models', and its deployments' variants."""
+    deployed = server.deployments.served.values() if server.deployments is not None else []
+    return [m.current for m in server.served.values()] + [
+        x for routes in deployed for x in routes.loaded.values()
+    ]
 
 
 def _deployment_source(metadata: MetadataStore | None, registry: Registry) -> Deployments:

@@ -24,6 +24,7 @@ from fastapi.concurrency import run_in_threadpool
 from modelyard.errors import NotFound
 from modelyard.serving import _routed
 from modelyard.serving._batcher import Batcher
+from modelyard.serving._features import reads_alike
 from modelyard.serving._served import Loaded
 from modelyard.serving._server import compute, label
 
@@ -53,7 +54,9 @@ class Routes:
 
     deployment: Deployment
     loaded: Mapping[str, Loaded]  # every variant, by name
-    same_input: frozenset[str]  # variants whose signature is the primary's: they take its input
+    # variants that read a request as the primary does (its signature, its features): they
+    # take the primary's input rather than decoding the request again
+    same_input: frozenset[str]
 
     @property
     def primary(self) -> str:
@@ -94,8 +97,13 @@ class ServedDeployments:
             v.name: self._version(deployment.name, deployment.model, v.version)
             for v in deployment.variants
         }
-        signature = loaded[deployment.primary.name].model.signature
-        same = frozenset(name for name, x in loaded.items() if x.model.signature == signature)
+        primary = loaded[deployment.primary.name].model
+        same = frozenset(
+            name
+            for name, x in loaded.items()
+            if x.model.signature == primary.signature
+            and reads_alike(x.model.manifest.features, primary.manifest.features)
+        )
         return Routes(deployment, loaded, same)
 
     def _version(self, deployment: str, model: str, version: int) -> Loaded:

@@ -1,14 +1,18 @@
 """One request through a deployment: route it, answer it, mirror it.
 
-The body is read and validated once, against the primary's signature: the primary is the
-contract, so a bad request gets the same 4xx whichever variant it would have gone to. The
-router picks the variant (sticky by the policy's field or header). A candidate that raises,
-refuses the input or takes longer than `candidate_timeout_ms` is answered for by the
-primary; its failure is logged as a row of its own (`outputs: {"error": ...}`, `parent_id`:
-the id the client got) and counted, so a rollout never fails a client. After the answer is
-built, shadows and challengers get the same rows on background tasks (at most
+The body is read once and decoded as the primary reads it (from entity keys: its features
+read online): the primary is the contract, so a bad request gets the same 4xx whichever
+variant it would have gone to. A variant that reads requests otherwise (another signature,
+another feature service, or none) decodes the body again for itself, with the same function
+as a model served by name. The router picks the variant (sticky by the policy's field or
+header, an entity key included). A candidate that raises, refuses the input (or cannot read
+its features) or takes longer than `candidate_timeout_ms` is answered for by the primary;
+its failure is logged as a row of its own (`outputs: {"error": ...}`, `parent_id`: the id
+the client got) and counted, so a rollout never fails a client. After the answer is built,
+shadows and challengers get the same request on background tasks (at most
 `mirror_capacity` at once; beyond that they are dropped and counted), logged with the
-client's ids as `parent_id`.
+client's ids as `parent_id`. Every variant's rows keep the input it read: from entity keys,
+the keys and the features it was served.
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ from modelyard.errors import ModelyardError, NotFound
 from modelyard.rollout._router import assign, mirrors, request_key
 from modelyard.serving._ids import new_ids
 from modelyard.serving._server import (
+    Decoded,
     Payload,
-    decode_payload,
+    decode_input,
+    decode_request,
     encode_answer,
     error_response,
     label,
@@ -70,24 +76,26 @@ async def predict(
         batcher.arriving += 1
         try:
             payload = await read_payload(request, protocol, server.options.max_body_bytes)
-            batch, wanted, request_id = decode_payload(payload, primary.reader)
+            decoded = await decode_request(payload, primary, server.features)
         finally:
             batcher.arriving -= 1
+        batch = decoded.batch
         deployments.remember(name, primary, batch)
         deployment = routes.deployment
         sticky = deployment.policy.get("sticky")
-        fields = _fields(sticky, payload, batch, primary.reader) if sticky else {}
+        fields = _fields(sticky, payload, decoded.logged, primary.reader) if sticky else {}
         variant = assign(deployment, request_key(sticky, fields, request.headers), deployments.rng)
         ids = new_ids(batch.rows)
         found = None
         if variant != routes.primary:
-            found = await _candidate(deployments, routes, variant, payload, batch, wanted, ids)
+            found = await _candidate(deployments, routes, variant, payload, decoded, ids)
         if found is None:
-            variant, answered, read = routes.primary, primary, batch
-            outputs = await _primary(deployments, routes, batch, wanted)
+            variant, answered, read = routes.primary, primary, decoded.logged
+            outputs = await _primary(deployments, routes, batch, decoded.wanted)
         else:
             outputs, read = found
             answered = routes.loaded[variant]
+        request_id = decoded.request_id
         body = encode_answer(protocol, name, answered.version, request_id, outputs, ids, variant)
         elapsed = time.perf_counter() - started
         server.record(
@@ -95,7 +103,7 @@ async def predict(
         )
         server.count(name, answered, protocol, 200, elapsed, batch.rows)
         server.metrics.variant_requests.labels(name, variant, label(answered.version)).inc()
-        _mirror(deployments, routes, payload, batch, ids)
+        _mirror(deployments, routes, payload, decoded, ids)
         return Response(
             body,
             media_type="application/json",
@@ -132,25 +140,26 @@ async def _candidate(
     routes: Routes,
     variant: str,
     payload: Payload,
-    batch: Batch,
-    wanted: list[str] | None,
+    primary: Decoded,
     ids: Sequence[str],
 ) -> tuple[dict[str, Any], Batch] | None:
-    """The candidate's answer and the input it read; None (logged and counted) if it failed."""
+    """The candidate's answer and what the log keeps of its input; None (logged and counted)
+    if it failed."""
     started = time.perf_counter()
     name = routes.deployment.name
     loaded = routes.loaded[variant]
-    read: Batch | None = batch if variant in routes.same_input else None
+    own: Decoded | None = primary if variant in routes.same_input else None
     try:
-        if read is None:
-            read = decode_payload(payload, loaded.reader)[0]
-        outputs = await _within(deployments, name, variant, loaded, read)
-        return (outputs if wanted is None else pick(outputs, wanted, loaded)), read
+        if own is None:
+            own = await decode_request(payload, loaded, deployments.server.features)
+        outputs = await _within(deployments, name, variant, loaded, own.batch)
+        wanted = primary.wanted
+        return (outputs if wanted is None else pick(outputs, wanted, loaded)), own.logged
     except Exception as exc:
         failure = _failure(exc)
         deployments.server.metrics.fallbacks.labels(name, variant, _outcome(failure)).inc()
         _log.debug("%s: candidate %s failed (%s); the primary answers", name, variant, failure)
-        _record_failure(deployments, routes, variant, read, batch, failure, ids, started)
+        _record_failure(deployments, routes, variant, own, primary, failure, ids, started)
         return None
 
 
@@ -182,8 +191,8 @@ def _record_failure(
     deployments: ServedDeployments,
     routes: Routes,
     variant: str,
-    read: Batch | None,
-    batch: Batch,
+    own: Decoded | None,
+    primary: Decoded,
     failure: str,
     parents: Sequence[str],
     started: float,
@@ -191,12 +200,12 @@ def _record_failure(
     """A row per input row for `variant`'s failure, under ids of its own."""
     loaded = routes.loaded[variant]
     # an input the variant could not read is logged as the primary read it
-    read_by = loaded if read is not None else routes.loaded[routes.primary]
-    rows = batch.rows
+    read_by = loaded if own is not None else routes.loaded[routes.primary]
+    rows = primary.batch.rows
     deployments.server.record(
         logged_batch(
             loaded,
-            read if read is not None else batch,
+            (own or primary).logged,
             {"error": [failure] * rows},
             new_ids(rows),
             time.perf_counter() - started,
@@ -215,7 +224,7 @@ def _mirror(
     deployments: ServedDeployments,
     routes: Routes,
     payload: Payload,
-    batch: Batch,
+    primary: Decoded,
     parents: Sequence[str],
 ) -> None:
     """Start the mirrored requests of this one; never waits, drops what does not fit."""
@@ -228,7 +237,7 @@ def _mirror(
         if len(deployments.mirroring) >= capacity:
             deployments.server.metrics.mirror_dropped.labels(routes.deployment.name, variant).inc()
             continue
-        task = loop.create_task(_mirrored(deployments, routes, variant, payload, batch, parents))
+        task = loop.create_task(_mirrored(deployments, routes, variant, payload, primary, parents))
         deployments.mirroring.add(task)
         task.add_done_callback(deployments.mirroring.discard)
 
@@ -238,33 +247,33 @@ async def _mirrored(
     routes: Routes,
     variant: str,
     payload: Payload,
-    batch: Batch,
+    primary: Decoded,
     parents: Sequence[str],
 ) -> None:
     """One mirrored request: predicted, logged with its own latency, counted by outcome."""
     started = time.perf_counter()
     name = routes.deployment.name
     loaded = routes.loaded[variant]
-    read: Batch | None = batch if variant in routes.same_input else None
-    metrics = deployments.server.metrics
+    own: Decoded | None = primary if variant in routes.same_input else None
+    server = deployments.server
     try:
         try:
-            if read is None:
-                read = await asyncio.to_thread(lambda: decode_payload(payload, loaded.reader)[0])
-            outputs = await _within(deployments, name, variant, loaded, read)
+            if own is None:  # off the request path: the whole decoding on a worker thread
+                own = await asyncio.to_thread(decode_input, payload, loaded, server.features)
+            outputs = await _within(deployments, name, variant, loaded, own.batch)
         except Exception as exc:
             failure = _failure(exc)
-            metrics.mirrored.labels(name, variant, _outcome(failure)).inc()
-            _record_failure(deployments, routes, variant, read, batch, failure, parents, started)
+            server.metrics.mirrored.labels(name, variant, _outcome(failure)).inc()
+            _record_failure(deployments, routes, variant, own, primary, failure, parents, started)
             return
-        metrics.mirrored.labels(name, variant, "ok").inc()
+        server.metrics.mirrored.labels(name, variant, "ok").inc()
         elapsed = time.perf_counter() - started
-        deployments.server.record(
+        server.record(
             logged_batch(
                 loaded,
-                read,
+                own.logged,
                 outputs,
-                new_ids(read.rows),
+                new_ids(own.logged.rows),
                 elapsed,
                 deployment=name,
                 variant=variant,
@@ -280,7 +289,8 @@ async def _mirrored(
 
 def _fields(sticky: str, payload: Payload, batch: Batch, reader: Reader) -> dict[str, Any]:
     """The request field a `field:NAME` policy sticks by: a top-level field of the JSON body
-    (or of OIP `parameters`), else the column NAME of the first input row."""
+    (or of OIP `parameters`), else the column NAME of the first row of `batch`, the input as
+    logged (from entity keys: the keys, then the features)."""
     kind, _, field = sticky.partition(":")
     if kind != "field":
         return {}

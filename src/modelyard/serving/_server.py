@@ -2,8 +2,9 @@
 
 `ModelServer` holds what every route shares (the served models, their micro-batchers, the
 log writer, the metrics). It reads the raw body with orjson (no pydantic on the hot path),
-validates it against the signature, runs it through the model's batcher, answers, and
-hands the record to the log writer without waiting.
+validates it against the signature (or reads the features of the entity keys it carries:
+`decode_request`, which deployments share), runs it through the model's batcher, answers,
+and hands the record to the log writer without waiting.
 """
 
 from __future__ import annotations
@@ -201,22 +202,22 @@ class ModelServer:
             batcher = self.batchers[name]
             batcher.arriving += 1
             try:
-                batch, outputs_wanted, request_id, read = await self._decode(
-                    request, protocol, loaded
-                )
+                payload = await read_payload(request, protocol, self.options.max_body_bytes)
+                decoded = await decode_request(payload, loaded, self.features)
             finally:
                 batcher.arriving -= 1
+            batch = decoded.batch
             served.last_batch = batch
             try:
                 outputs: dict[str, Any] = await batcher.submit(loaded, batch, batch.rows)
             except Exception as exc:
                 raise model_error(name, loaded, exc) from None
-            if outputs_wanted is not None:
-                outputs = pick(outputs, outputs_wanted, loaded)
+            if decoded.wanted is not None:
+                outputs = pick(outputs, decoded.wanted, loaded)
             ids = new_ids(batch.rows)
-            body = encode_answer(protocol, name, loaded.version, request_id, outputs, ids)
+            body = encode_answer(protocol, name, loaded.version, decoded.request_id, outputs, ids)
             elapsed = time.perf_counter() - started
-            self.record(logged_batch(loaded, read, outputs, ids, elapsed))
+            self.record(logged_batch(loaded, decoded.logged, outputs, ids, elapsed))
             self.count(name, loaded, protocol, 200, elapsed, batch.rows)
             return Response(
                 body,
@@ -230,27 +231,6 @@ class ModelServer:
                 name if known else "", version_label, protocol, str(exc.status_code)
             ).inc()
             return error_response(protocol, exc.message, exc.status_code)
-
-    async def _decode(
-        self, request: Request, protocol: Protocol, loaded: Loaded
-    ) -> tuple[Batch, list[str] | None, str | None, Batch]:
-        """The model's input, the outputs asked for, the request id, and what the log keeps
-        of the input (with a feature service: the entity keys and the features served)."""
-        payload = await read_payload(request, protocol, self.options.max_body_bytes)
-        binding = loaded.model.manifest.features
-        entities = entities_of(payload) if binding is not None else None
-        if binding is None or entities is None:
-            batch, wanted, request_id = decode_payload(payload, loaded.reader)
-            return batch, wanted, request_id, batch
-        if self.features is None:
-            raise InvalidInput("this server has no feature store to read entity features from")
-        frame = await run_in_threadpool(self.features.read, binding, entities)
-        names = loaded.reader.names or binding.columns
-        records: list[dict[str, Any]] = frame[names].to_dict("records")  # type: ignore[assignment]
-        batch = loaded.reader.records(records)
-        body = payload.parsed
-        request_id = body.get("id") if protocol == "v2" and isinstance(body, dict) else None
-        return batch, None, request_id, Batch(frame, len(frame))
 
     def record(self, record: LoggedBatch) -> None:
         """Hand `record` to the prediction log without waiting; count it if dropped."""
@@ -301,6 +281,57 @@ def decode_payload(payload: Payload, reader: Reader) -> tuple[Batch, list[str] |
     if payload.protocol == "v1":
         return wire.decode_v1(payload.parsed, reader), None, None
     return wire.decode_invocations(payload.parsed, reader), None, None
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A request as one version reads it: the model's input, the outputs asked for, the
+    request id, and what the log keeps of the input (from entity keys: the keys and the
+    features served)."""
+
+    batch: Batch
+    wanted: list[str] | None
+    request_id: str | None
+    logged: Batch
+
+
+def decode_input(payload: Payload, loaded: Loaded, features: FeatureLookup | None) -> Decoded:
+    """`payload` as the version `loaded` reads it, whether served by name or through a
+    deployment. From entity keys (a version logged with a feature service) its features are
+    read from the online store: this blocks."""
+    binding = loaded.model.manifest.features
+    entities = entities_of(payload)
+    if binding is None or entities is None:
+        try:
+            batch, wanted, request_id = decode_payload(payload, loaded.reader)
+        except InvalidInput:
+            if entities is None:
+                raise
+            raise InvalidInput(
+                f"{model_name(loaded)} version {label(loaded.version)} was not logged with a "
+                "feature service, so it reads no entity keys: send its inputs"
+            ) from None
+        return Decoded(batch, wanted, request_id, batch)
+    if features is None:
+        raise InvalidInput(
+            "this server has no feature store to read entity features from: serve where the "
+            "metadata database is (db_url), not against a tracking server"
+        )
+    frame = features.read(binding, entities)
+    names = loaded.reader.names or binding.columns
+    records: list[dict[str, Any]] = frame[names].to_dict("records")  # type: ignore[assignment]
+    body = payload.parsed
+    request_id = body.get("id") if payload.protocol == "v2" and isinstance(body, dict) else None
+    return Decoded(loaded.reader.records(records), None, request_id, Batch(frame, len(frame)))
+
+
+async def decode_request(
+    payload: Payload, loaded: Loaded, features: FeatureLookup | None
+) -> Decoded:
+    """`decode_input` on the event loop, or on a worker thread when it reads the online store."""
+    if loaded.model.manifest.features is not None and entities_of(payload) is not None:
+        return await run_in_threadpool(decode_input, payload, loaded, features)
+    return decode_input(payload, loaded, features)
 
 
 def encode_answer(
