@@ -276,18 +276,18 @@ def test_pause_resume_and_rollback_and_what_each_state_allows(yard: Deployments)
 def test_history_records_every_change_and_each_bumps_the_revision(yard: Deployments) -> None:
     my.rollout.deploy("bird", strategy="canary", model=CHAMPION, candidates=[CHALLENGER],
                       actor="ana")  # fmt: skip
-    revisions = [yard.revisions()["bird"]]
+    revisions = [yard.revisions()["bird"].revision]
     my.rollout.set_split("bird", {"primary": 0.75, "candidate": 0.25}, actor="bo")
-    revisions.append(yard.revisions()["bird"])
+    revisions.append(yard.revisions()["bird"].revision)
     my.rollout.pause("bird", reason="freeze", actor="bo")
-    revisions.append(yard.revisions()["bird"])
+    revisions.append(yard.revisions()["bird"].revision)
     my.rollout.resume("bird", actor="bo")
-    revisions.append(yard.revisions()["bird"])
+    revisions.append(yard.revisions()["bird"].revision)
     look = {"samples": {"primary": 150, "candidate": 50}, "verdict": "inconclusive"}
     yard.record("bird", "continue", actor="engine", reason="not enough samples", evidence=look)
-    revisions.append(yard.revisions()["bird"])  # a look changes nothing
+    revisions.append(yard.revisions()["bird"].revision)  # a look changes nothing
     my.rollout.promote("bird", reason="won", actor="cy")
-    revisions.append(yard.revisions()["bird"])
+    revisions.append(yard.revisions()["bird"].revision)
     assert revisions == [1, 2, 3, 4, 4, 5]
 
     events = my.rollout.deployment_history("bird")

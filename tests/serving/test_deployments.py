@@ -70,7 +70,7 @@ def serving(home: Path, *deployments: str, **options: Any) -> Iterator[TestClien
     app = create_app(
         deployments=deployments,
         settings=Settings(home=home),
-        options=ServeOptions(refresh_s=0.1, **options),
+        options=ServeOptions(**{"refresh_s": 0.1, **options}),
     )
     with TestClient(app) as client:
         yield client
@@ -290,6 +290,20 @@ def test_a_split_changed_in_the_store_reaches_the_server_within_the_refresh(
         assert {predict(client, name)["variant"] for _ in range(30)} == {"candidate"}
         assert metric(client, "modelyard_deployment_updates_total", deployment=name) >= 1
     assert waited < 2.0
+
+
+def test_a_deployment_deleted_and_created_again_between_two_looks_is_served_anew(
+    home: Path, store: Deployments
+) -> None:
+    name = deploy(store, "single")
+    with serving(home, name, refresh_s=3600) as client:  # looks only when told to
+        assert predict(client, name)["model_version"] == 1
+        store.delete(name, actor="t")
+        again = store.create(name, strategy="single", model=SECOND, actor="t")
+        assert again.revision == 1  # the revision alone would not tell them apart
+        server = client.app.state.modelyard  # type: ignore[attr-defined]
+        assert client.portal.call(server.deployments.refresh) == [name]  # type: ignore[union-attr]
+        assert predict(client, name)["model_version"] == 2
 
 
 def test_a_paused_deployment_keeps_its_split(home: Path, store: Deployments) -> None:

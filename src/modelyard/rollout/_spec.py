@@ -9,7 +9,7 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from modelyard.errors import InvalidInput
 
@@ -85,6 +85,15 @@ class Variant:
         return {"name": self.name, "role": self.role, "ref": self.ref, "version": self.version}
 
 
+class Revision(NamedTuple):
+    """Which deployment a name held at which revision. A name deleted and created again is
+    another deployment, from revision 1 again: its id and creation time tell it apart."""
+
+    id: int
+    created_at: int
+    revision: int
+
+
 @dataclass(frozen=True)
 class Deployment:
     """A deployment and its live state. `split` maps the variants that answer clients to
@@ -118,6 +127,10 @@ class Deployment:
     @property
     def primary(self) -> Variant:
         return self.variants[0]
+
+    @property
+    def stamp(self) -> Revision:
+        return Revision(self.id, self.created_at, self.revision)
 
     @property
     def mirrored(self) -> tuple[Variant, ...]:

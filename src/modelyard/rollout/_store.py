@@ -22,6 +22,7 @@ from modelyard.rollout._spec import (
     CANDIDATE_ROLE,
     Deployment,
     DeploymentEvent,
+    Revision,
     Strategy,
     Variant,
     check_policy,
@@ -74,10 +75,11 @@ class Deployments:
         with self.metadata.read() as conn:
             return [_deployment(row) for row in conn.execute(query).mappings()]
 
-    def revisions(self) -> dict[str, int]:
+    def revisions(self) -> dict[str, Revision]:
         """Every deployment's revision: what a server polls to notice changes."""
+        query = select(D.c.name, D.c.id, D.c.created_at, D.c.revision)
         with self.metadata.read() as conn:
-            return {name: rev for name, rev in conn.execute(select(D.c.name, D.c.revision))}
+            return {name: Revision(*rest) for name, *rest in conn.execute(query)}
 
     def history(self, name: str) -> list[DeploymentEvent]:
         """Every change and decision, oldest first."""

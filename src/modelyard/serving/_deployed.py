@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from fastapi import Request, Response
 
     from modelyard.models import LoadedModel, Signature
-    from modelyard.rollout._spec import Deployment
+    from modelyard.rollout._spec import Deployment, Revision
     from modelyard.serving._inputs import Batch
     from modelyard.serving._server import ModelServer
     from modelyard.serving._server import Protocol as WireProtocol
@@ -45,7 +45,7 @@ class DeploymentSource(Protocol):
 
     def get(self, name: str) -> Deployment: ...
 
-    def revisions(self) -> dict[str, int]: ...
+    def revisions(self) -> dict[str, Revision]: ...
 
 
 @dataclass(frozen=True)
@@ -174,10 +174,10 @@ class ServedDeployments:
                 self._forget_unused()
             return changed
 
-    async def _follow(self, name: str, revisions: Mapping[str, int]) -> bool:
+    async def _follow(self, name: str, revisions: Mapping[str, Revision]) -> bool:
         current = self.served.get(name)
         revision = revisions.get(name)
-        if current is not None and current.deployment.revision == revision:
+        if current is not None and current.deployment.stamp == revision:
             return False
         if revision is None:
             return self._unserve(name)
