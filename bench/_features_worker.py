@@ -86,13 +86,16 @@ def write_frame(frame: Any, path: str, columns: list[str]) -> None:
     pq.write_table(table.replace_schema_metadata(None), path)
 
 
-def latencies(call: Callable[[list[int]], Any], spec: dict[str, Any]) -> dict[str, Any]:
+def latencies(
+    call: Callable[[list[int]], Any], spec: dict[str, Any], widths: tuple[int, ...] = (1, 100)
+) -> dict[str, Any]:
     """p50 and p99 of `call(entity_ids)`, one entity per call and 100 per call, on the same
     random known entities for both tools (after a warm-up)."""
     chooser = random.Random(spec["seed"])
     known = range(1, spec["entities"] + 1)
     out: dict[str, Any] = {}
-    for width, calls in ((1, spec["calls_1"]), (100, spec["calls_100"])):
+    for width in widths:
+        calls = spec[f"calls_{width}"]
         batches = [chooser.sample(known, width) for _ in range(calls + WARMUP_CALLS)]
         for ids in batches[:WARMUP_CALLS]:
             call(ids)
@@ -202,13 +205,48 @@ def run_online(spec: dict[str, Any]) -> dict[str, Any]:
 
     try:
         reads = latencies(read, spec)
+        floor = None if spec["online_url"] is None else redis_floor(store.online, spec)
         served = dump_online(lambda ids: pd.DataFrame(read(ids)), spec)
         write_frame(served, spec["out"], ["entity_id", *FEATURES])
     finally:
         if spec["online_url"] is not None:  # Redis: leave nothing behind
             store.online.delete_view(VIEW)
         store.close()
-    return {"materialize": figures, "written": written[VIEW], "reads": reads}
+    return {"materialize": figures, "written": written[VIEW], "reads": reads, "floor": floor}
+
+
+def redis_floor(online: Any, spec: dict[str, Any]) -> dict[str, Any]:
+    """The 1-entity read with no client library: one HMGET of the stored row (the layout
+    `RedisOnlineStore` documents) on a plain socket, its answer parsed by hiredis. The round
+    trip every Redis client pays; timed on the same entities as `latencies`."""
+    import socket
+    from urllib.parse import urlsplit
+
+    import hiredis
+
+    parts = urlsplit(spec["online_url"])
+    sock = socket.create_connection((parts.hostname, parts.port or 6379))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    reader = hiredis.Reader()
+
+    def call(*args: str) -> Any:
+        words = [word.encode() for word in args]
+        sock.sendall(
+            b"".join([b"*%d\r\n" % len(words), *(b"$%d\r\n%s\r\n" % (len(w), w) for w in words)])
+        )
+        while (answer := reader.gets()) is False:
+            reader.feed(sock.recv(65536))
+        return answer
+
+    try:
+        call("SELECT", parts.path.strip("/") or "0")
+        return latencies(
+            lambda ids: call("HMGET", f"{online.prefix}:fv:{VIEW}:[{ids[0]}]", "e", "c", "w", "v"),
+            spec,
+            widths=(1,),
+        )["x1"]
+    finally:
+        sock.close()
 
 
 WORKLOADS = {

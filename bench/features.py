@@ -444,6 +444,13 @@ def report_text(results: dict[str, Any], sizes: Sizes) -> str:
         "",
         render(online_lines(results["online"], sizes)),
     ]
+    floor = results["online"].get("modelyard/redis", {}).get("floor")
+    if floor:
+        parts.append(
+            "redis floor: one HMGET of a stored row on a plain socket, parsed by hiredis (no "
+            f"client library), same entities: p50 {floor['p50_ms']:.2f} / p99 "
+            f"{floor['p99_ms']:.2f} ms"
+        )
     if results.get("redis_missing"):
         parts.append(f"Redis: not run ({results['redis_missing']})")
     if results.get("feast_missing"):
