@@ -38,6 +38,8 @@ def log(tmp_path: Path) -> Iterator[SqlPredictionLog]:
 class GatedLog:
     """A real log whose writes wait until the gate opens: a log that cannot keep up."""
 
+    write_interval_s = SqlPredictionLog.write_interval_s
+
     def __init__(self, log: SqlPredictionLog) -> None:
         self.log = log
         self.gate = threading.Event()
@@ -135,6 +137,16 @@ def test_rows_are_written_within_the_flush_interval(log: SqlPredictionLog) -> No
         time.sleep(0.01)
     assert log.count("churn") == 3
     writer.close()
+
+
+def test_the_interval_defaults_to_the_logs_own(log: SqlPredictionLog, tmp_path: Path) -> None:
+    # a database takes small writes often; files are made seldom
+    parquet = ParquetPredictionLog(str(tmp_path / "parquet"))
+    assert log.write_interval_s < parquet.write_interval_s
+    for target in (log, parquet):
+        writer = LogWriter(target)
+        assert writer.flush_interval_s == target.write_interval_s
+        writer.close()
 
 
 def test_close_writes_what_is_queued_and_later_submits_are_dropped(

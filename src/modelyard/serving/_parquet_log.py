@@ -67,6 +67,8 @@ class ParquetPredictionLog:
     then moved into place, so a reader never sees part of one.
     """
 
+    write_interval_s = 0.5  # a file per model and day of each write
+
     def __init__(self, url: str, *, storage_options: dict[str, Any] | None = None) -> None:
         import fsspec.core
 

@@ -32,7 +32,8 @@ logger = logging.getLogger("modelyard.serving.log")
 
 
 class LogWriter:
-    """Writes submitted batches to `log` from a daemon thread, in chunks of `flush_rows`.
+    """Writes submitted batches to `log` from a daemon thread, in chunks of `flush_rows`,
+    at the latest `flush_interval_s` (default: the log's `write_interval_s`) after they came.
 
     At most `capacity` rows wait at a time; a batch that does not fit is dropped
     (`dropped_rows`). A chunk whose write keeps failing after a few retries is logged and
@@ -45,8 +46,10 @@ class LogWriter:
         *,
         capacity: int = 100_000,
         flush_rows: int = 2_000,
-        flush_interval_s: float = 0.5,
+        flush_interval_s: float | None = None,
     ) -> None:
+        if flush_interval_s is None:
+            flush_interval_s = log.write_interval_s
         if capacity < 1 or flush_rows < 1 or flush_interval_s <= 0:
             raise ValueError("capacity and flush_rows must be positive, flush_interval_s > 0")
         self.log = log
