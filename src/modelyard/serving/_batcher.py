@@ -4,18 +4,25 @@ A request never waits for company when it is alone: the consumer takes whatever 
 the moment the model is free. Requests that arrive while the model computes pile up and run
 together next, up to `max_rows`. Only when other requests are already being read (so more
 input is certainly coming) does the consumer wait, at most `max_wait_s`, to fill a batch.
+
+A job may have a timeout: its caller gets TimeoutError once it passes, whether the job still
+waits or its batch is computing (the computation itself runs on). One timer per batcher,
+not one per job, watches the deadlines, so a timeout costs a request next to nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import heapq
+import itertools
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 K = TypeVar("K")  # what a job runs on: one model version; a batch never mixes two
+_TICK_S = 0.005  # the deadline timer fires at most this often: a timeout is at most this late
 
 
 @dataclass(slots=True)
@@ -52,22 +59,55 @@ class Batcher(Generic[K]):
         self._consumer: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name)
         self.arriving = 0  # requests being read that will submit soon
+        # (deadline, tie-breaker, the job's future) of jobs submitted with a timeout
+        self._deadlines: list[tuple[float, int, asyncio.Future[Any]]] = []
+        self._order = itertools.count()
+        self._timer: asyncio.TimerHandle | None = None
 
-    async def submit(self, key: K, payload: Any, rows: int) -> Any:
+    async def submit(
+        self, key: K, payload: Any, rows: int, *, timeout_s: float | None = None
+    ) -> Any:
+        """The result of `compute` for `payload`; TimeoutError after `timeout_s`, if given."""
         loop = asyncio.get_running_loop()
         if self._consumer is None or self._consumer.done():
             self._wakeup = asyncio.Event()
             self._consumer = loop.create_task(self._consume(), name="modelyard-batcher")
         future: asyncio.Future[Any] = loop.create_future()
+        if timeout_s is not None:
+            self._watch(loop, loop.time() + timeout_s, future)
         self._queue.append(_Job(key, payload, rows, future))
         assert self._wakeup is not None
         self._wakeup.set()
         return await future
 
+    def _watch(
+        self, loop: asyncio.AbstractEventLoop, deadline: float, future: asyncio.Future[Any]
+    ) -> None:
+        heapq.heappush(self._deadlines, (deadline, next(self._order), future))
+        if self._timer is None or deadline < self._timer.when():
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = loop.call_at(deadline, self._expire, loop)
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Fail the jobs whose deadline has passed; look again at the next deadline."""
+        self._timer = None
+        now = loop.time()
+        while self._deadlines and self._deadlines[0][0] <= now:
+            future = heapq.heappop(self._deadlines)[2]
+            if not future.done():
+                future.set_exception(TimeoutError())
+        if self._deadlines:
+            at = max(self._deadlines[0][0], now + _TICK_S)
+            self._timer = loop.call_at(at, self._expire, loop)
+
     async def close(self) -> None:
         """Finish the queued jobs, then stop."""
         while self._queue:
             await asyncio.sleep(0.001)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._consumer is not None:
             self._consumer.cancel()
             await asyncio.gather(self._consumer, return_exceptions=True)

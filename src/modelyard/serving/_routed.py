@@ -72,7 +72,15 @@ async def predict(
                 f"deployment {name!r} chooses the version per request; ask /v2/models/{name}/infer"
             )
         primary = routes.loaded[routes.primary]
-        batcher = deployments.batcher(name, routes.primary)
+        deployment = routes.deployment
+        sticky: str | None = deployment.policy.get("sticky")
+        in_body = sticky if sticky is not None and sticky.startswith("field:") else None
+        # Routed before the body is read unless the key is in the body: then the batcher
+        # of the variant that will answer knows a request is coming and may wait for it.
+        variant = ""
+        if in_body is None:
+            variant = assign(deployment, request_key(sticky, {}, request.headers), deployments.rng)
+        batcher = deployments.batcher(name, variant or routes.primary)
         batcher.arriving += 1
         try:
             payload = await read_payload(request, protocol, server.options.max_body_bytes)
@@ -81,10 +89,10 @@ async def predict(
             batcher.arriving -= 1
         batch = decoded.batch
         deployments.remember(name, primary, batch)
-        deployment = routes.deployment
-        sticky = deployment.policy.get("sticky")
-        fields = _fields(sticky, payload, decoded.logged, primary.reader) if sticky else {}
-        variant = assign(deployment, request_key(sticky, fields, request.headers), deployments.rng)
+        if in_body is not None:
+            fields = _fields(in_body, payload, decoded.logged, primary.reader)
+            key = request_key(in_body, fields, request.headers)
+            variant = assign(deployment, key, deployments.rng)
         ids = new_ids(batch.rows)
         found = None
         if variant != routes.primary:
@@ -168,11 +176,9 @@ async def _within(
 ) -> dict[str, Any]:
     """`variant`'s outputs on `batch`, or TimeoutError after `candidate_timeout_ms`."""
     timeout = deployments.server.options.candidate_timeout_ms / 1000
-    # a timeout scope, not wait_for: no extra task per request on the hot path
-    async with asyncio.timeout(timeout):
-        outputs: dict[str, Any] = await deployments.batcher(name, variant).submit(
-            loaded, batch, batch.rows
-        )
+    outputs: dict[str, Any] = await deployments.batcher(name, variant).submit(
+        loaded, batch, batch.rows, timeout_s=timeout
+    )
     return outputs
 
 
@@ -291,9 +297,7 @@ def _fields(sticky: str, payload: Payload, batch: Batch, reader: Reader) -> dict
     """The request field a `field:NAME` policy sticks by: a top-level field of the JSON body
     (or of OIP `parameters`), else the column NAME of the first row of `batch`, the input as
     logged (from entity keys: the keys, then the features)."""
-    kind, _, field = sticky.partition(":")
-    if kind != "field":
-        return {}
+    field = sticky.removeprefix("field:")
     body = payload.parsed
     if isinstance(body, dict):
         if field in body:
