@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -312,6 +313,38 @@ def test_concurrent_requests_are_batched_and_counted(server: str) -> None:
     post(server, "/v1/models/mixed:predict", {"instances": []})
     errors = httpx.get(f"{server}/metrics").text
     assert metric(errors, "modelyard_requests_total", model="mixed", code="400") >= 1
+
+
+def test_concurrent_rows_on_the_onnx_runtime_agree_with_the_native_model(home: Path) -> None:
+    import modelyard as my
+
+    my.configure(home=home)
+    try:
+        native = my.load_model("models:/bc/2").native
+    finally:
+        my.configure(home=home / "unused")
+    process, url = start_model_server(home, "bc/2", "--runtime", "onnx")
+    try:
+        assert httpx.get(f"{url}/v2/models/bc").json()["parameters"]["runtime"] == "onnx"
+
+        async def burst() -> list[Any]:
+            async with httpx.AsyncClient(timeout=30) as client:
+                responses = await asyncio.gather(
+                    *(client.post(f"{url}/v1/models/bc:predict",
+                                  json={"instances": rows_of(X, k, 1)}) for k in range(64))
+                )  # fmt: skip
+            return [r.json() for r in responses]
+
+        answers = asyncio.run(burst())
+        batches = metric(httpx.get(f"{url}/metrics").text, "modelyard_batch_rows_count")
+    finally:
+        stop_gracefully(process)
+    rows = X.iloc[:64]
+    assert [a["predictions"][0] for a in answers] == native.predict(rows).tolist()
+    np.testing.assert_allclose(
+        [a["probabilities"][0] for a in answers], native.predict_proba(rows), atol=1e-4
+    )
+    assert batches < 64, "the rows were never run together"
 
 
 # -- alias swap ----------------------------------------------------------------------------

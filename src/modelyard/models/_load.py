@@ -74,6 +74,11 @@ class LoadedModel:
     def has_proba(self) -> bool:
         return self._predictor.has_proba
 
+    @property
+    def takes_array(self) -> bool:
+        """Whether `outputs` takes a table as one 2-D array in the signature's column order."""
+        return bool(getattr(self._predictor, "takes_array", False))
+
     def predict(self, data: Any) -> Any:
         import numpy as np
 

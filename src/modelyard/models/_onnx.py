@@ -91,6 +91,12 @@ class OnnxModel:
         return self._proba is not None
 
     @property
+    def takes_array(self) -> bool:
+        """Whether a table's rows go in as one 2-D array (one tensor input): then they can
+        be fed as an array in the signature's column order, with no DataFrame between."""
+        return len(self._inputs) == 1
+
+    @property
     def native(self) -> Any:
         return self._session
 

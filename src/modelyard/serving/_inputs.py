@@ -144,11 +144,13 @@ class Reader:
 
     # -- model input for a whole batch -----------------------------------------------
 
-    def model_input(self, batches: Sequence[Batch]) -> Any:
-        """The model's input for several requests run together."""
-        if all(self._is_fast(b) for b in batches):  # one frame of the stacked arrays
+    def model_input(self, batches: Sequence[Batch], *, array: bool = False) -> Any:
+        """The model's input for several requests run together (`array`: the model takes a
+        table as one array, so rows read on the fast path stay one)."""
+        if all(self._is_fast(b) for b in batches):  # the arrays stacked, as one frame
             arrays = [b.data for b in batches]
-            return self._frame(arrays[0] if len(arrays) == 1 else np.concatenate(arrays))
+            stacked = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+            return stacked if array else self._frame(stacked)
         datas = [self._frame(b.data) if self._is_fast(b) else b.data for b in batches]
         if len(datas) == 1:
             return datas[0]

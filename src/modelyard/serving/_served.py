@@ -86,7 +86,8 @@ class Loaded:
 
     def compute(self, batches: Sequence[Batch]) -> list[dict[str, Any]]:
         """Run the model once over several requests; one dict of outputs per request."""
-        outputs = self.model.outputs(self.reader.model_input(batches))
+        model_input = self.reader.model_input(batches, array=self.model.takes_array)
+        outputs = self.model.outputs(model_input)
         results: list[dict[str, Any]] = []
         start = 0
         for batch in batches:

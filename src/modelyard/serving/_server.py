@@ -105,6 +105,8 @@ class ModelServer:
         self.feedback = feedback
         self.close_stores = close
         self.metrics = ServerMetrics()
+        # the series `count` adds to, by (name, version, protocol, status code)
+        self._series: dict[tuple[str, int | None, str, int], tuple[Any, Any, Any]] = {}
         self.monitor_metrics: MonitorExposition | None = None
         self.deployments: ServedDeployments | None = None
         self.features: FeatureLookup | None = None
@@ -243,10 +245,19 @@ class ModelServer:
     def count(
         self, name: str, loaded: Loaded, protocol: str, code: int, elapsed: float, rows: int
     ) -> None:
-        version = label(loaded.version)
-        self.metrics.requests.labels(name, version, protocol, str(code)).inc()
-        self.metrics.latency.labels(name, version).observe(elapsed)
-        self.metrics.predictions.labels(name, version).inc(rows)
+        key = (name, loaded.version, protocol, code)
+        series = self._series.get(key)
+        if series is None:  # `labels` costs more than the counting: look it up once
+            version = label(loaded.version)
+            series = self._series[key] = (
+                self.metrics.requests.labels(name, version, protocol, str(code)),
+                self.metrics.latency.labels(name, version),
+                self.metrics.predictions.labels(name, version),
+            )
+        requests, latency, predictions = series
+        requests.inc()
+        latency.observe(elapsed)
+        predictions.inc(rows)
 
 
 @dataclass(frozen=True, slots=True)
