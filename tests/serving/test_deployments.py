@@ -246,6 +246,21 @@ def test_a_slow_shadow_adds_nothing_to_the_latency_and_overflow_is_dropped(
     assert dropped >= 3
 
 
+def test_a_shadow_slower_than_the_timeout_is_logged_as_timeouts(
+    home: Path, store: Deployments
+) -> None:
+    name = deploy(store, "shadow", SLOW)
+    with serving(home, name, candidate_timeout_ms=100) as client:
+        answers = [predict(client, name) for _ in range(4)]
+        rows = logged(client, store, name)
+        timeouts = metric(client, "modelyard_mirrored_requests_total", outcome="timeout")
+    shadow = rows[rows["variant"] == "shadow"]
+    # the first is scored past its time, those that waited behind it are not scored at all
+    assert [o["error"] for o in shadow["outputs"]] == ["timeout"] * 4
+    assert set(shadow["parent_id"]) == {a["prediction_ids"][0] for a in answers}
+    assert timeouts == 4
+
+
 # -- candidates that fail --------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -25,6 +26,7 @@ from modelyard.errors import NotFound
 from modelyard.serving import _routed
 from modelyard.serving._batcher import Batcher
 from modelyard.serving._features import reads_alike
+from modelyard.serving._mirror import Mirror
 from modelyard.serving._served import Loaded
 from modelyard.serving._server import compute, label
 
@@ -86,7 +88,7 @@ class ServedDeployments:
         # per deployment, a real input and the signature it was read with: warms new versions up
         self._last_input: dict[str, tuple[Signature | None, Batch]] = {}
         self._refreshing = asyncio.Lock()
-        self.mirroring: set[asyncio.Task[None]] = set()
+        self._mirrors: dict[tuple[str, str], Mirror] = {}
         self.served: dict[str, Routes] = {name: self.routes(source.get(name)) for name in names}
 
     # -- the routing tables -----------------------------------------------------------------
@@ -137,6 +139,21 @@ class ServedDeployments:
             )
             self._batchers[(name, variant)] = batcher
         return batcher
+
+    def mirror(self, name: str, variant: str) -> Mirror:
+        """The thread that scores one variant's mirrored requests: a slow shadow only ever
+        holds up itself."""
+        mirror = self._mirrors.get((name, variant))
+        if mirror is None:
+            timeout_s = self.server.options.candidate_timeout_ms / 1000
+            mirror = Mirror(self.server, f"{name}-{variant}", timeout_s)
+            self._mirrors[(name, variant)] = mirror
+        return mirror
+
+    @property
+    def mirroring(self) -> int:
+        """Mirrored requests queued or being scored, over every mirror."""
+        return sum(mirror.pending for mirror in self._mirrors.values())
 
     def describe(self, name: str) -> dict[str, Any]:
         """The deployment as this server serves it now."""
@@ -221,11 +238,9 @@ class ServedDeployments:
     async def close(self, timeout_s: float = 10.0) -> None:
         """Let mirrored requests in flight finish (for at most `timeout_s`), then stop the
         batchers."""
-        pending = list(self.mirroring)
-        if pending:
-            _done, late = await asyncio.wait(pending, timeout=timeout_s)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
+        deadline = time.monotonic() + timeout_s
+        for mirror in self._mirrors.values():
+            left = max(0.0, deadline - time.monotonic())
+            await run_in_threadpool(mirror.close, left)
         for batcher in self._batchers.values():
             await batcher.close()

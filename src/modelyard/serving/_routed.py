@@ -9,15 +9,14 @@ header, an entity key included). A candidate that raises, refuses the input (or 
 its features) or takes longer than `candidate_timeout_ms` is answered for by the primary;
 its failure is logged as a row of its own (`outputs: {"error": ...}`, `parent_id`: the id
 the client got) and counted, so a rollout never fails a client. After the answer is built,
-shadows and challengers get the same request on background tasks (at most
-`mirror_capacity` at once; beyond that they are dropped and counted), logged with the
-client's ids as `parent_id`. Every variant's rows keep the input it read: from entity keys,
+shadows and challengers get the same request on a thread of each variant's (`_mirror`; at
+most `mirror_capacity` waiting at once, beyond that they are dropped and counted), logged
+with the client's ids as `parent_id`. Every variant's rows keep the input it read: from entity keys,
 the keys and the features it was served.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -29,10 +28,10 @@ from fastapi import Response
 from modelyard.errors import ModelyardError, NotFound
 from modelyard.rollout._router import assign, mirrors, request_key
 from modelyard.serving._ids import new_ids
+from modelyard.serving._mirror import Mirrored, failure_of, outcome_of, record_failure
 from modelyard.serving._server import (
     Decoded,
     Payload,
-    decode_input,
     decode_request,
     encode_answer,
     error_response,
@@ -164,10 +163,10 @@ async def _candidate(
         wanted = primary.wanted
         return (outputs if wanted is None else pick(outputs, wanted, loaded)), own.logged
     except Exception as exc:
-        failure = _failure(exc)
-        deployments.server.metrics.fallbacks.labels(name, variant, _outcome(failure)).inc()
+        failure = failure_of(exc)
+        deployments.server.metrics.fallbacks.labels(name, variant, outcome_of(failure)).inc()
         _log.debug("%s: candidate %s failed (%s); the primary answers", name, variant, failure)
-        _record_failure(deployments, routes, variant, own, primary, failure, ids, started)
+        record_failure(deployments.server, routes, variant, own, primary, failure, ids, started)
         return None
 
 
@@ -182,47 +181,6 @@ async def _within(
     return outputs
 
 
-def _outcome(failure: str) -> str:
-    return "timeout" if failure == "timeout" else "error"
-
-
-def _failure(exc: Exception) -> str:
-    if isinstance(exc, TimeoutError):
-        return "timeout"
-    message = exc.message if isinstance(exc, ModelyardError) else str(exc)
-    return f"{type(exc).__name__}: {message}"
-
-
-def _record_failure(
-    deployments: ServedDeployments,
-    routes: Routes,
-    variant: str,
-    own: Decoded | None,
-    primary: Decoded,
-    failure: str,
-    parents: Sequence[str],
-    started: float,
-) -> None:
-    """A row per input row for `variant`'s failure, under ids of its own."""
-    loaded = routes.loaded[variant]
-    # an input the variant could not read is logged as the primary read it
-    read_by = loaded if own is not None else routes.loaded[routes.primary]
-    rows = primary.batch.rows
-    deployments.server.record(
-        logged_batch(
-            loaded,
-            (own or primary).logged,
-            {"error": [failure] * rows},
-            new_ids(rows),
-            time.perf_counter() - started,
-            read_by=read_by,
-            deployment=routes.deployment.name,
-            variant=variant,
-            parent_ids=parents,
-        )
-    )
-
-
 # -- mirroring ------------------------------------------------------------------------------
 
 
@@ -233,61 +191,20 @@ def _mirror(
     primary: Decoded,
     parents: Sequence[str],
 ) -> None:
-    """Start the mirrored requests of this one; never waits, drops what does not fit."""
+    """Queue the mirrored requests of this one; never waits, drops what does not fit."""
     targets = mirrors(routes.deployment, deployments.rng)
     if not targets:
         return
-    capacity = deployments.server.options.mirror_capacity
-    loop = asyncio.get_running_loop()
-    for variant in targets:
-        if len(deployments.mirroring) >= capacity:
-            deployments.server.metrics.mirror_dropped.labels(routes.deployment.name, variant).inc()
-            continue
-        task = loop.create_task(_mirrored(deployments, routes, variant, payload, primary, parents))
-        deployments.mirroring.add(task)
-        task.add_done_callback(deployments.mirroring.discard)
-
-
-async def _mirrored(
-    deployments: ServedDeployments,
-    routes: Routes,
-    variant: str,
-    payload: Payload,
-    primary: Decoded,
-    parents: Sequence[str],
-) -> None:
-    """One mirrored request: predicted, logged with its own latency, counted by outcome."""
-    started = time.perf_counter()
     name = routes.deployment.name
-    loaded = routes.loaded[variant]
-    own: Decoded | None = primary if variant in routes.same_input else None
-    server = deployments.server
-    try:
-        try:
-            if own is None:  # off the request path: the whole decoding on a worker thread
-                own = await asyncio.to_thread(decode_input, payload, loaded, server.features)
-            outputs = await _within(deployments, name, variant, loaded, own.batch)
-        except Exception as exc:
-            failure = _failure(exc)
-            server.metrics.mirrored.labels(name, variant, _outcome(failure)).inc()
-            _record_failure(deployments, routes, variant, own, primary, failure, parents, started)
-            return
-        server.metrics.mirrored.labels(name, variant, "ok").inc()
-        elapsed = time.perf_counter() - started
-        server.record(
-            logged_batch(
-                loaded,
-                own.logged,
-                outputs,
-                new_ids(own.logged.rows),
-                elapsed,
-                deployment=name,
-                variant=variant,
-                parent_ids=parents,
-            )
-        )
-    except Exception:  # a background task: never leave its exception unretrieved
-        _log.exception("%s: could not log a mirrored prediction of %s", name, variant)
+    capacity = deployments.server.options.mirror_capacity
+    started = time.perf_counter()
+    for variant in targets:
+        if deployments.mirroring >= capacity:
+            deployments.server.metrics.mirror_dropped.labels(name, variant).inc()
+            continue
+        own = primary if variant in routes.same_input else None
+        job = Mirrored(routes, variant, payload, primary, own, parents, started)
+        deployments.mirror(name, variant).submit(job)
 
 
 # -- the sticky key -------------------------------------------------------------------------

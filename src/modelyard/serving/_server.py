@@ -402,9 +402,9 @@ def model_error(name: str, loaded: Loaded, exc: Exception) -> ModelyardError:
     return PredictionFailed(f"the model could not predict this input: {type(exc).__name__}: {exc}")
 
 
-def compute(loaded: Loaded, batches: Sequence[Batch]) -> list[dict[str, Any]]:
+def compute(loaded: Loaded, batches: Sequence[Batch]) -> Sequence[dict[str, Any] | Exception]:
     """One model call for several requests; if it raises, each request runs alone, so one
-    bad request does not fail the others batched with it."""
+    bad request does not fail the others batched with it (its place holds its exception)."""
     try:
         return loaded.compute(batches)
     except Exception:
@@ -413,7 +413,7 @@ def compute(loaded: Loaded, batches: Sequence[Batch]) -> list[dict[str, Any]]:
     return [_alone(loaded, batch) for batch in batches]
 
 
-def _alone(loaded: Loaded, batch: Batch) -> Any:
+def _alone(loaded: Loaded, batch: Batch) -> dict[str, Any] | Exception:
     try:
         return loaded.compute([batch])[0]
     except Exception as exc:
