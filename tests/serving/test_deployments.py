@@ -261,6 +261,22 @@ def test_a_shadow_slower_than_the_timeout_is_logged_as_timeouts(
     assert timeouts == 4
 
 
+def test_a_broken_shadow_logs_its_errors_and_never_fails_a_client(
+    home: Path, store: Deployments
+) -> None:
+    name = deploy(store, "shadow", BROKEN)
+    with serving(home, name) as client:
+        answers = [predict(client, name) for _ in range(5)]
+        rows = logged(client, store, name)
+        errors = metric(client, "modelyard_mirrored_requests_total", outcome="error")
+    shadow = rows[rows["variant"] == "shadow"]
+    assert {a["variant"] for a in answers} == {"primary"}
+    assert len(shadow) == 5 and errors == 5
+    assert all(
+        o["error"].startswith("RuntimeError: this version is broken") for o in shadow["outputs"]
+    )
+
+
 # -- candidates that fail --------------------------------------------------------------------
 
 

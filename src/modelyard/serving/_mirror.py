@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from modelyard.errors import ModelyardError
 from modelyard.serving._ids import new_ids
@@ -124,7 +124,11 @@ class Mirror:
                 self._failed(job, own, TimeoutError())
         if not live:
             return
-        results = compute(loaded, [own.batch for _, own in live])
+        results: Sequence[dict[str, Any] | Exception]
+        try:
+            results = compute(loaded, [own.batch for _, own in live])
+        except Exception as exc:  # one request alone raises rather than returning its error
+            results = [exc] * len(live)
         done = time.perf_counter()
         for (job, own), outputs in zip(live, results, strict=True):
             if isinstance(outputs, BaseException):
@@ -134,7 +138,7 @@ class Mirror:
             else:
                 self._logged(job, own, outputs, done - job.started)
 
-    def _logged(self, job: Mirrored, own: Decoded, outputs: dict[str, object], took: float) -> None:
+    def _logged(self, job: Mirrored, own: Decoded, outputs: dict[str, Any], took: float) -> None:
         name, variant = job.routes.deployment.name, job.variant
         self.server.metrics.mirrored.labels(name, variant, "ok").inc()
         self.server.record(
