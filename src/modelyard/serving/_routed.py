@@ -11,8 +11,8 @@ its failure is logged as a row of its own (`outputs: {"error": ...}`, `parent_id
 the client got) and counted, so a rollout never fails a client. After the answer is built,
 shadows and challengers get the same request on a thread of each variant's (`_mirror`; at
 most `mirror_capacity` waiting at once, beyond that they are dropped and counted), logged
-with the client's ids as `parent_id`. Every variant's rows keep the input it read: from entity keys,
-the keys and the features it was served.
+with the client's ids as `parent_id`. Every variant's rows keep the input it read: from
+entity keys, the keys and the features it was served.
 """
 
 from __future__ import annotations

@@ -311,12 +311,12 @@ def decode_input(payload: Payload, loaded: Loaded, features: FeatureLookup | Non
     deployment. From entity keys (a version logged with a feature service) its features are
     read from the online store: this blocks."""
     binding = loaded.model.manifest.features
-    entities = entities_of(payload)
+    entities = entities_of(payload) if binding is not None else None
     if binding is None or entities is None:
         try:
             batch, wanted, request_id = decode_payload(payload, loaded.reader)
         except InvalidInput:
-            if entities is None:
+            if binding is not None or entities_of(payload) is None:
                 raise
             raise InvalidInput(
                 f"{model_name(loaded)} version {label(loaded.version)} was not logged with a "
