@@ -24,11 +24,9 @@ import modelyard as my
 from _serving import start_model_server, stop_gracefully
 from modelyard.config import Settings
 from modelyard.features._default import open_feature_store
-from modelyard.registry._sql import SqlRegistry
 from modelyard.rollout._router import assign
 from modelyard.rollout._store import Deployments
 from modelyard.serving import SqlPredictionLog
-from modelyard.store import open_stores
 
 DRIVERS = 20
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -84,13 +82,6 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     finally:
         my.configure(home=root / "unused")
     return home
-
-
-@pytest.fixture(scope="module")
-def store(home: Path) -> Iterator[Deployments]:
-    metadata, artifacts = open_stores(Settings(home=home))
-    yield Deployments(metadata, SqlRegistry(metadata, artifacts))
-    metadata.close()
 
 
 def deploy(store: Deployments, strategy: str, primary: str, *candidates: str, **policy: Any) -> str:

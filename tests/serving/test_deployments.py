@@ -21,11 +21,9 @@ from _serving import start_model_server, stop_gracefully
 from _variants import Broken, Constant, Slow
 from modelyard.config import Settings
 from modelyard.errors import InvalidInput, NotFound
-from modelyard.registry._sql import SqlRegistry
 from modelyard.rollout._router import assign
 from modelyard.rollout._store import Deployments
 from modelyard.serving import ServeOptions, SqlPredictionLog, create_app
-from modelyard.store import open_stores
 
 # versions of model "m": what each predicts for a row with a positive x
 PRIMARY, SECOND, THIRD, BROKEN, SLOW, WIDE = (f"m/{v}" for v in range(1, 7))
@@ -48,13 +46,6 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     finally:
         my.configure(home=folder / "unused")
     return folder
-
-
-@pytest.fixture(scope="module")
-def store(home: Path) -> Iterator[Deployments]:
-    metadata, artifacts = open_stores(Settings(home=home))
-    yield Deployments(metadata, SqlRegistry(metadata, artifacts))
-    metadata.close()
 
 
 def deploy(store: Deployments, strategy: str, *candidates: str, **policy: Any) -> str:
