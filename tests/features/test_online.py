@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from _locks import write_lock_held
 from modelyard.errors import InvalidInput
 from modelyard.features import Field
 from modelyard.features._online import (
@@ -482,6 +483,16 @@ def test_a_sqlite_url_opens_that_file(tmp_path: Path) -> None:
     try:
         assert isinstance(store, SqliteOnlineStore)
         assert store.path == tmp_path / "x" / "o.db"
+    finally:
+        store.close()
+
+
+def test_opening_waits_for_another_writer_holding_a_new_sqlite_file(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    with write_lock_held(path, 0.3):
+        store = open_online_store(f"sqlite:///{path}", tmp_path / "home")
+    try:
+        assert store.read("v", [("k",)]) == [None]
     finally:
         store.close()
 

@@ -11,6 +11,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
+from _locks import write_lock_held
 from modelyard.errors import InvalidInput, SchemaTooNew, StoreUnavailable
 from modelyard.store import HEAD, REVISIONS, MetadataStore
 from modelyard.store._tables import ArtifactRow, Base
@@ -85,6 +86,18 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
             assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
             assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
             assert conn.execute(text("PRAGMA busy_timeout")).scalar() >= 1000
+    finally:
+        store.close()
+
+
+def test_opening_waits_for_another_writer_holding_a_new_sqlite_file(tmp_path: Path) -> None:
+    # SQLite refuses the switch to WAL at once, without its busy handler, while another
+    # connection holds the write lock: the open must wait for the lock, not fail.
+    path = tmp_path / "x.db"
+    with write_lock_held(path, 0.3):
+        store = MetadataStore(f"sqlite:///{path}")
+    try:
+        assert store.schema_revision() == HEAD
     finally:
         store.close()
 

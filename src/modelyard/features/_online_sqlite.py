@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from modelyard._sqlite import enter_wal
 from modelyard.errors import StoreUnavailable
 from modelyard.features._definitions import check_identifier
 from modelyard.features._online import (
@@ -85,7 +86,7 @@ class SqliteOnlineStore:
                 isolation_level=None,  # transactions are begun explicitly
                 check_same_thread=False,  # so that close() can close every thread's connection
             )
-            conn.execute("PRAGMA journal_mode=WAL")
+            enter_wal(conn, _BUSY_TIMEOUT_S)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT_S * 1000)}")
             self._connections.append(conn)

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, Table, create_engine, event, select, 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from modelyard._sqlite import enter_wal
 from modelyard.errors import InvalidInput, SchemaTooNew, StoreUnavailable
 from modelyard.store import _tables
 
@@ -148,7 +149,7 @@ def _sqlite_engine(url: str, database: str | None, busy_timeout_s: float) -> Eng
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
         cursor = dbapi_conn.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        enter_wal(cursor, busy_timeout_s)
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
