@@ -39,6 +39,14 @@ def serve(
     max_wait_ms: Annotated[
         float, typer.Option(min=0, help="Longest wait to fill a batch while requests arrive.")
     ] = 2.0,
+    inline_below_ms: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Run a model on the event loop while its calls take less than this on "
+            "average (0: always on a worker thread).",
+        ),
+    ] = 1.0,
     refresh_s: Annotated[
         float,
         typer.Option(
@@ -111,6 +119,7 @@ def serve(
     options = ServeOptions(
         max_batch_rows=max_batch_rows,
         max_wait_ms=max_wait_ms,
+        inline_below_ms=inline_below_ms,
         refresh_s=refresh_s,
         runtime=runtime,
         max_body_bytes=int(max_body_mb * 1_000_000),

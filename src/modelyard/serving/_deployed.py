@@ -28,7 +28,7 @@ from modelyard.serving._batcher import Batcher
 from modelyard.serving._features import reads_alike
 from modelyard.serving._mirror import Mirror
 from modelyard.serving._served import Loaded
-from modelyard.serving._server import compute, label
+from modelyard.serving._server import label
 
 if TYPE_CHECKING:
     from fastapi import Request, Response
@@ -129,14 +129,7 @@ class ServedDeployments:
         """The micro-batcher of one variant: a slow candidate never holds up the primary."""
         batcher = self._batchers.get((name, variant))
         if batcher is None:
-            options = self.server.options
-            batcher = Batcher(
-                compute,
-                max_rows=options.max_batch_rows,
-                max_wait_s=options.max_wait_ms / 1000,
-                on_batch=self.server.observe_batch,
-                thread_name=f"modelyard-{name}-{variant}",
-            )
+            batcher = self.server.new_batcher(f"modelyard-{name}-{variant}")
             self._batchers[(name, variant)] = batcher
         return batcher
 

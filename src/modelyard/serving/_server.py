@@ -57,6 +57,12 @@ class ServeOptions(BaseModel):
     max_wait_ms: float = Field(
         default=2.0, ge=0, description="Longest wait to fill a batch while more requests arrive."
     )
+    inline_below_ms: float = Field(
+        default=1.0,
+        ge=0,
+        description="A model whose calls take less than this on average runs on the event "
+        "loop, not a worker thread; 0 keeps every model on its thread.",
+    )
     refresh_s: float = Field(default=10.0, gt=0, description="How often aliases are re-resolved.")
     runtime: Literal["auto", "native", "onnx"] = Field(
         default="auto", description="auto: ONNX Runtime when the version has an ONNX export."
@@ -110,16 +116,7 @@ class ModelServer:
         self.monitor_metrics: MonitorExposition | None = None
         self.deployments: ServedDeployments | None = None
         self.features: FeatureLookup | None = None
-        self.batchers: dict[str, Batcher[Loaded]] = {
-            name: Batcher(
-                compute,
-                max_rows=options.max_batch_rows,
-                max_wait_s=options.max_wait_ms / 1000,
-                on_batch=self.observe_batch,
-                thread_name=f"modelyard-{name}",
-            )
-            for name in served
-        }
+        self.batchers = {name: self.new_batcher(f"modelyard-{name}") for name in served}
 
     def close(self) -> None:
         """Write out the prediction log and close the stores (batchers close in the loop)."""
@@ -147,6 +144,18 @@ class ModelServer:
                 f"no model named {name!r} is served here; served: {', '.join(self.names)}"
             )
         return served
+
+    def new_batcher(self, thread_name: str) -> Batcher[Loaded]:
+        """A micro-batcher of model versions, with this server's options."""
+        options = self.options
+        return Batcher(
+            compute,
+            max_rows=options.max_batch_rows,
+            max_wait_s=options.max_wait_ms / 1000,
+            on_batch=self.observe_batch,
+            thread_name=thread_name,
+            inline_below_s=options.inline_below_ms / 1000,
+        )
 
     def observe_batch(self, loaded: Loaded, rows: int) -> None:
         self.metrics.batch_rows.labels(model_name(loaded), label(loaded.version)).observe(rows)
