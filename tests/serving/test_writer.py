@@ -111,6 +111,34 @@ def test_submit_returns_at_once_while_the_log_is_stuck(log: SqlPredictionLog) ->
     writer.close()
 
 
+class Watched(list[list[float]]):
+    """Inputs that note when the writer encodes them."""
+
+    def __init__(self, rows: list[list[float]]) -> None:
+        super().__init__(rows)
+        self.encoded = threading.Event()
+
+    def __iter__(self) -> Iterator[list[float]]:
+        self.encoded.set()
+        return super().__iter__()
+
+
+def test_batches_are_encoded_while_a_write_is_stuck(log: SqlPredictionLog) -> None:
+    # a stalled write (an fsync, a checkpoint) must not leave a backlog to encode at once
+    gated = GatedLog(log)
+    writer = LogWriter(gated, flush_rows=10, flush_interval_s=0.01)
+    writer.submit(batch(10))
+    assert gated.writing.wait(5)
+    inputs = Watched([[1.0, 2.0], [3.0, 4.0]])
+    writer.submit(dataclasses.replace(batch(2, at_ms=T0 + 1), inputs=inputs))
+    assert inputs.encoded.wait(5)  # while the first write still waits
+    assert writer.written_rows == 0
+    gated.gate.set()
+    assert writer.flush(timeout=10)
+    assert writer.written_rows == 12 == log.count("churn")
+    writer.close()
+
+
 @pytest.mark.parametrize("flush_rows", [1, 7, 2_000])
 def test_flush_writes_every_submitted_row_exactly_once(
     log: SqlPredictionLog, flush_rows: int

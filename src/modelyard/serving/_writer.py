@@ -1,9 +1,11 @@
 """The background writer that takes predictions off the hot path into the prediction log.
 
-`submit` only appends to a bounded queue under a lock; a daemon thread turns batches into
-`PredictionRow`s (JSON, personal columns masked) and writes them in chunks. When the log
-cannot keep up the queue fills and new batches are dropped and counted, so serving never
-waits for the log.
+`submit` only appends to a bounded queue under a lock. One daemon thread turns batches into
+`PredictionRow`s (JSON, personal columns masked), another writes them to the log in chunks.
+Encoding holds the interpreter lock, a write mostly waits on the disk: apart, a write that
+stalls (an fsync, a checkpoint) never leaves a backlog to encode all at once, which would
+hold the lock for milliseconds while requests wait for it. When the log cannot keep up the
+queue fills and new batches are dropped and counted, so serving never waits for the log.
 """
 
 from __future__ import annotations
@@ -57,9 +59,12 @@ class LogWriter:
         self.flush_rows = flush_rows
         self.flush_interval_s = flush_interval_s
         self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)  # the thread waits for rows
-        self._progress = threading.Condition(self._lock)  # flushers wait for the thread
+        self._wake = threading.Condition(self._lock)  # the encoder waits for batches
+        self._encoded_ready = threading.Condition(self._lock)  # the writer waits for rows
+        self._progress = threading.Condition(self._lock)  # flushers wait for the threads
         self._queue: deque[LoggedBatch] = deque()
+        self._encoded: deque[PredictionRow] = deque()  # encoded, not yet handed to the log
+        self._encoding_over = False  # the encoder has stopped: nothing more will come
         self._pending = 0
         self._accepted = 0
         self._finished = 0  # written or failed, in submission order
@@ -68,8 +73,14 @@ class LogWriter:
         self._failed = 0
         self._flushers = 0
         self._closing = False
-        self._thread = threading.Thread(target=self._run, name="modelyard-log-writer", daemon=True)
-        self._thread.start()
+        self._encoder = threading.Thread(
+            target=self._run, name="modelyard-log-encoder", daemon=True
+        )
+        self._writer = threading.Thread(
+            target=self._store, name="modelyard-log-writer", daemon=True
+        )
+        self._encoder.start()
+        self._writer.start()
 
     def submit(self, batch: LoggedBatch) -> bool:
         """Queue `batch` for the log without waiting; False if it was dropped."""
@@ -98,12 +109,14 @@ class LogWriter:
                 self._flushers -= 1
 
     def close(self, timeout: float = 30.0) -> None:
-        """Write what is queued and stop the thread; later submits are dropped."""
+        """Write what is queued and stop the threads; later submits are dropped."""
         with self._lock:
             self._closing = True
             self._wake.notify()
-        self._thread.join(timeout)
-        if self._thread.is_alive():
+        deadline = time.monotonic() + timeout
+        self._encoder.join(timeout)
+        self._writer.join(max(0.0, deadline - time.monotonic()))
+        if self._writer.is_alive():
             logger.warning(
                 "prediction log writer: %d rows still unwritten after %.1f s at close",
                 self.pending_rows,
@@ -131,9 +144,18 @@ class LogWriter:
         with self._lock:
             return self._failed
 
-    # the thread
+    # the threads
 
     def _run(self) -> None:
+        """The encoder: batches in, rows out to the writer; at close, tells it it is over."""
+        try:
+            self._encode_forever()
+        finally:
+            with self._lock:
+                self._encoding_over = True
+                self._encoded_ready.notify()
+
+    def _encode_forever(self) -> None:
         while True:
             with self._lock:
                 deadline = time.monotonic() + self.flush_interval_s
@@ -154,21 +176,26 @@ class LogWriter:
                 stop = self._closing and not batches
             if stop:
                 return
-            self._write(batches)
+            for group in _alike(batches):
+                for rows in self._encoded_rows(group):
+                    with self._lock:
+                        self._encoded.extend(rows)
+                        self._encoded_ready.notify()
 
-    def _write(self, batches: list[LoggedBatch]) -> None:
-        chunk: list[PredictionRow] = []
-        for group in _alike(batches):
-            for rows in self._encoded(group):
-                for row in rows:
-                    chunk.append(row)
-                    if len(chunk) >= self.flush_rows:
-                        self._write_chunk(chunk)
-                        chunk = []
-        if chunk:
+    def _store(self) -> None:
+        """The writer: encoded rows to the log, in chunks of at most `flush_rows`, as soon as
+        they come (the encoder already waited to gather them)."""
+        while True:
+            with self._lock:
+                while not self._encoded and not self._encoding_over:
+                    self._encoded_ready.wait()
+                if not self._encoded:
+                    return
+                take = min(len(self._encoded), self.flush_rows)
+                chunk = [self._encoded.popleft() for _ in range(take)]
             self._write_chunk(chunk)
 
-    def _encoded(self, group: list[LoggedBatch]) -> Iterator[list[PredictionRow]]:
+    def _encoded_rows(self, group: list[LoggedBatch]) -> Iterator[list[PredictionRow]]:
         """The rows of `group`, encoded together; if that fails, batch by batch, so only the
         batch that cannot be encoded is lost (logged and counted)."""
         if len(group) > 1:
