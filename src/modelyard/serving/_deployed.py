@@ -126,7 +126,8 @@ class ServedDeployments:
         self._last_input[name] = (read_by.model.signature, batch)
 
     def batcher(self, name: str, variant: str) -> Batcher[Loaded]:
-        """The micro-batcher of one variant: a slow candidate never holds up the primary."""
+        """The micro-batcher of one variant: a slow candidate never holds up the primary's
+        batches (only a version timed fast runs on the event loop; see `Batcher`)."""
         batcher = self._batchers.get((name, variant))
         if batcher is None:
             batcher = self.server.new_batcher(f"modelyard-{name}-{variant}")

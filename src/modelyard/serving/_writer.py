@@ -34,8 +34,9 @@ logger = logging.getLogger("modelyard.serving.log")
 
 
 class LogWriter:
-    """Writes submitted batches to `log` from a daemon thread, in chunks of `flush_rows`,
-    at the latest `flush_interval_s` (default: the log's `write_interval_s`) after they came.
+    """Writes submitted batches to `log`: one daemon thread encodes them at the latest
+    `flush_interval_s` (default: the log's `write_interval_s`) after they came, another
+    writes the rows in chunks of at most `flush_rows`.
 
     At most `capacity` rows wait at a time; a batch that does not fit is dropped
     (`dropped_rows`). A chunk whose write keeps failing after a few retries is logged and
