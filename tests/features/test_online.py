@@ -292,6 +292,25 @@ def test_redis_reads_carry_on_when_the_server_drops_the_connections(
         store.close()
 
 
+def test_a_redis_key_that_is_no_row_is_refused_and_the_next_read_is_served(
+    redis_url: str, redis_prefix: str
+) -> None:
+    import redis
+
+    store = RedisOnlineStore(redis_url, prefix=redis_prefix)
+    admin = redis.Redis.from_url(redis_url)
+    try:
+        store.write(VIEW, [row(1, 1, v=1)])
+        admin.set(f"{redis_prefix}:fv:{VIEW}:[2]", "not a hash")  # somebody else's key
+        with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+            store.read(VIEW, [(2,)])
+        assert values_of(store, 1) == [{"v": 1}]
+    finally:
+        admin.delete(f"{redis_prefix}:fv:{VIEW}:[2]")
+        admin.close()
+        store.close()
+
+
 # -- times ----------------------------------------------------------------------------------
 
 

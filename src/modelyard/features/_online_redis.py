@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from modelyard.errors import MissingDependency, StoreUnavailable
@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
 CLIENT_NAME = "modelyard-online"
 _FIELDS = ["e", "c", "w", "v"]  # event, created and written times, values
+# `HMGET <name> e c w v` in RESP, around the name
+_HMGET_HEAD = b"*6\r\n$5\r\nHMGET\r\n"
+_HMGET_TAIL = b"".join(b"$%d\r\n%s\r\n" % (len(f), f.encode()) for f in _FIELDS)
 _BATCH = 1000
 # KEYS: the row's hash, the view's row counter, the set of views
 # ARGV: event ms, created ms ("" for none), written ms, values, view
@@ -68,31 +71,27 @@ class RedisOnlineStore:
 
     def __init__(self, url: str, prefix: str = "modelyard") -> None:
         try:
+            import hiredis  # noqa: F401 - single-key reads parse with it (`_KeptConnection`)
             import redis
         except ImportError as exc:  # pragma: no cover - [redis] extra missing
             raise MissingDependency(
-                f"the Redis online store needs redis-py: pip install 'modelyard[redis]' ({exc})"
+                "the Redis online store needs redis-py and hiredis: "
+                f"pip install 'modelyard[redis]' ({exc})"
             ) from None
         self.url = url
         self.prefix = prefix
         self._errors = (redis.ConnectionError, redis.TimeoutError)
+        self._reachable = _Reachable(self._errors, self._safe_url())
         # named so that CLIENT LIST tells them apart (a client_name in the URL wins)
         self._client: redis.Redis = redis.Redis.from_url(
             url, decode_responses=False, client_name=CLIENT_NAME
         )
         pool = self._client.connection_pool
         # one connection of the pool's kind kept for single-key reads (`_read_one`)
-        self._direct = pool.connection_class(**pool.connection_kwargs)
+        self._direct = _KeptConnection(pool.connection_class(**pool.connection_kwargs))
         self._direct_lock = threading.Lock()
         self._keep_newest = self._client.register_script(_KEEP_NEWEST)
         self._forget_rows = self._client.register_script(_FORGET_ROWS)
-
-    @contextmanager
-    def _reachable(self) -> Iterator[None]:
-        try:
-            yield
-        except self._errors as exc:
-            raise StoreUnavailable(f"Redis at {self._safe_url()} is not reachable: {exc}") from exc
 
     def _safe_url(self) -> str:
         return re.sub(r"//[^@/]*@", "//***@", self.url)
@@ -112,7 +111,7 @@ class RedisOnlineStore:
         newest = list(newest_per_key(rows).items())
         written, replaced = now_ms(), 0
         shared = [self._count_key(view), self._views_key]
-        with self._reachable():
+        with self._reachable:
             for start in range(0, len(newest), _BATCH):
                 pipe = self._client.pipeline(transaction=False)
                 for key, row in newest[start : start + _BATCH]:
@@ -129,7 +128,7 @@ class RedisOnlineStore:
         check_identifier("feature view", view)
         encoded = [encode_key(key) for key in keys]
         found: list[OnlineRecord | None] = []
-        with self._reachable():
+        with self._reachable:
             if len(encoded) == 1:  # one round trip either way: spare building a pipeline
                 return [_record(self._read_one(self._row_key(view, encoded[0])))]
             for start in range(0, len(encoded), _BATCH):
@@ -140,33 +139,31 @@ class RedisOnlineStore:
         return found
 
     def _read_one(self, name: str) -> Any:
-        """HMGET of one row on the connection kept for it. One entity per call is what a
-        model server mostly asks, and redis-py's command path (the pool, retries, metrics)
-        costs about a quarter of the round trip. While another thread holds that connection,
-        or when it has broken, the read takes the client's path, which reconnects."""
+        """HMGET of one row on the connection kept for it (`_KeptConnection`). One entity
+        per call is what a model server mostly asks, and redis-py's command path (the pool,
+        retries, metrics, its own send and read) cost a quarter of the round trip. While
+        another thread holds that connection, or when it has broken, the read takes the
+        client's path, which reconnects."""
         if self._direct_lock.acquire(blocking=False):
             try:
-                conn = self._direct
-                try:
-                    conn.send_packed_command(conn.pack_command("HMGET", name, *_FIELDS), False)
-                    return conn.read_response()
-                except self._errors:
-                    conn.disconnect()  # the client's path below connects afresh
-                except BaseException:
-                    conn.disconnect()  # a half-read answer must not become the next one's
-                    raise
+                return self._direct.hmget(name)
+            except (*self._errors, OSError):
+                self._direct.disconnect()  # the client's path below connects afresh
+            except BaseException:
+                self._direct.disconnect()  # a half-read answer must not become the next one's
+                raise
             finally:
                 self._direct_lock.release()
         return self._client.hmget(name, _FIELDS)
 
     def set_watermark(self, view: str, ms: int) -> None:
         check_identifier("feature view", view)
-        with self._reachable():
+        with self._reachable:
             self._client.set(f"{self.prefix}:wm:{view}", int(ms))
 
     def watermark(self, view: str) -> int | None:
         check_identifier("feature view", view)
-        with self._reachable():
+        with self._reachable:
             value = self._client.get(f"{self.prefix}:wm:{view}")
         return int(value) if value is not None else None
 
@@ -174,7 +171,7 @@ class RedisOnlineStore:
         check_identifier("feature view", view)
         pattern = f"{_glob_escape(self.prefix)}:fv:{view}:*"
         deleted = 0
-        with self._reachable():
+        with self._reachable:
             batch: list[bytes] = []
             for name in self._client.scan_iter(match=pattern, count=_BATCH):
                 batch.append(name)
@@ -195,7 +192,7 @@ class RedisOnlineStore:
         return deleted
 
     def views(self) -> dict[str, int]:
-        with self._reachable():
+        with self._reachable:
             members = self._client.smembers(self._views_key)
             names = sorted(v.decode() if isinstance(v, bytes) else v for v in members)
             counts = self._client.mget([self._count_key(v) for v in names]) if names else []
@@ -208,6 +205,61 @@ class RedisOnlineStore:
 
     def __repr__(self) -> str:
         return f"RedisOnlineStore({self._safe_url()!r}, prefix={self.prefix!r})"
+
+
+class _Reachable:
+    """`with` it around redis-py calls: their connection and timeout errors become
+    StoreUnavailable. A class rather than a generator: it wraps every online read."""
+
+    def __init__(self, errors: tuple[type[Exception], ...], url: str) -> None:
+        self._errors = errors
+        self._url = url
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, _: TracebackType | None
+    ) -> None:
+        if isinstance(error, self._errors):
+            raise StoreUnavailable(f"Redis at {self._url} is not reachable: {error}") from error
+
+
+class _KeptConnection:
+    """A redis-py connection used for one command only, `HMGET name e c w v`. redis-py
+    connects it (address, TLS, AUTH, SELECT and client name, all from the URL); the command
+    goes out as prepared bytes and hiredis parses the answer read from the socket, as a bare
+    client would: redis-py's own send and read cost more than its socket's wait here."""
+
+    def __init__(self, connection: Any) -> None:
+        import hiredis
+        from redis.exceptions import ResponseError
+
+        self._connection = connection
+        self._hiredis = hiredis
+        self._refused = ResponseError
+        self._sock: Any = None
+        self._reader: Any = None
+
+    def hmget(self, name: str) -> list[bytes | None]:
+        if self._sock is None:
+            self._connection.connect()
+            self._sock = self._connection._sock
+            self._reader = self._hiredis.Reader()
+        key = name.encode()
+        self._sock.sendall(b"%s$%d\r\n%s\r\n%s" % (_HMGET_HEAD, len(key), key, _HMGET_TAIL))
+        while (answer := self._reader.gets()) is False:
+            data = self._sock.recv(65536)
+            if not data:
+                raise ConnectionError("Redis closed the connection")
+            self._reader.feed(data)
+        if isinstance(answer, self._hiredis.ReplyError):
+            raise self._refused(str(answer))  # as redis-py would (a key that is no hash)
+        return answer  # type: ignore[no-any-return]
+
+    def disconnect(self) -> None:
+        self._sock = self._reader = None
+        self._connection.disconnect()
 
 
 def _record(fields: list[bytes | None]) -> OnlineRecord | None:

@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from modelyard.models._manifest import FeatureBinding
 
 
-OnlineShape = tuple[tuple[str, ...], float | None, list[str]]  # join keys, ttl (s), features
+# join keys, TTL (s), and the features as a set and in their order
+OnlineShape = tuple[tuple[str, ...], float | None, frozenset[str], tuple[str, ...]]
 
 
 @dataclass(frozen=True)
@@ -247,11 +248,11 @@ class FeatureStore:
         status: list[dict[str, str]] = [{} for _ in rows]
         ages: list[dict[str, float | None]] = [{} for _ in rows]
         for name, wanted in grouped.items():
-            join_keys, ttl_s, known = self._online_shape(name)
-            if unknown := [f for f in wanted if f not in known]:
+            join_keys, ttl_s, known, names = self._online_shape(name)
+            if not known.issuperset(wanted):
+                unknown = next(f for f in wanted if f not in known)
                 raise InvalidInput(
-                    f"feature view {name!r} has no feature {unknown[0]!r}; it has: "
-                    f"{', '.join(known)}"
+                    f"feature view {name!r} has no feature {unknown!r}; it has: {', '.join(names)}"
                 )
             keys = [entity_key(name, join_keys, row) for row in rows]
             for i, record in enumerate(self.online.read(name, keys)):
@@ -273,7 +274,8 @@ class FeatureStore:
         if cached is not None and now - cached[0] < self.refresh_s:
             return cached[1]
         spec = self.registry.get("view", name).spec
-        shape = (tuple(spec["join_keys"]), spec["ttl_s"], [f["name"] for f in spec["features"]])
+        names = tuple(f["name"] for f in spec["features"])
+        shape = (tuple(spec["join_keys"]), spec["ttl_s"], frozenset(names), names)
         self._shapes[name] = (now, shape)
         return shape
 
