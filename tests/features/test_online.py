@@ -208,6 +208,37 @@ def test_concurrent_writers_keep_the_newest(online_store: OnlineStore) -> None:
     assert online_store.views() == {VIEW: len(keys)}
 
 
+def test_concurrent_readers_each_get_their_own_rows(online_store: OnlineStore) -> None:
+    online_store.write(VIEW, [row(k, 1, v=k) for k in range(50)])
+    barrier = threading.Barrier(6)
+    wrong: list[Any] = []
+
+    def reader(seed: int) -> None:
+        chooser = random.Random(seed)
+        barrier.wait()
+        try:
+            for _ in range(200):
+                keys = chooser.sample(range(60), chooser.choice([1, 1, 3, 40]))
+                want = [{"v": k} if k < 50 else None for k in keys]
+                if (got := values_of(online_store, *keys)) != want:
+                    wrong.append((keys, got))
+        except BaseException as exc:  # pragma: no cover - reported below
+            wrong.append(exc)
+
+    threads = [threading.Thread(target=reader, args=(seed,)) for seed in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
+
+
+def test_a_read_of_thousands_of_keys_answers_each_in_order(online_store: OnlineStore) -> None:
+    online_store.write(VIEW, [row(k, 1, v=k) for k in range(0, 2_600, 2)])
+    keys = list(range(2_600))[::-1]
+    assert values_of(online_store, *keys) == [{"v": k} if k % 2 == 0 else None for k in keys]
+
+
 _WRITER = """
 import random, sys
 from modelyard.features._online import OnlineRow
@@ -276,9 +307,8 @@ def test_redis_reads_carry_on_when_the_server_drops_the_connections(
         return [c["id"] for c in admin.client_list() if c["name"] == CLIENT_NAME]
 
     try:
-        store.write(VIEW, [row(1, 1, v=1), row(2, 1, v=2)])
-        assert values_of(store, 1) == [{"v": 1}]  # one key: the connection kept for it
-        assert values_of(store, 1, 2) == [{"v": 1}, {"v": 2}]  # many: the pool's
+        store.write(VIEW, [row(1, 1, v=1), row(2, 1, v=2)])  # the pool's connection
+        assert values_of(store, 1) == [{"v": 1}]  # the connection kept for reads
         dropped = connections()
         assert len(dropped) >= 2
         for client_id in dropped:

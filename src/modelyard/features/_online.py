@@ -212,11 +212,13 @@ def apply_ttl(
 
 def encode_key(key: Sequence[Any]) -> str:
     """A key tuple as canonical JSON text: 42 and "42" differ, bools stay bools."""
-    if isinstance(key, str | bytes) or not isinstance(key, Sequence) or not key:
+    if (
+        type(key) is not tuple and (isinstance(key, str | bytes) or not isinstance(key, Sequence))
+    ) or not key:
         raise InvalidInput(f"an online key must be a non-empty tuple of values, not {key!r}")
     plain = [v.item() if isinstance(v, np.generic) else v for v in key]
     for value in plain:
-        if not isinstance(value, str | int):
+        if not isinstance(value, _KEY_TYPES):
             raise InvalidInput(
                 f"a join key must be an integer, a string or a boolean, not {value!r} "
                 f"({type(value).__name__})"
@@ -225,6 +227,9 @@ def encode_key(key: Sequence[Any]) -> str:
         return orjson.dumps(plain).decode()
     except orjson.JSONEncodeError as exc:
         raise InvalidInput(f"key {key!r} cannot be stored: {exc}") from None
+
+
+_KEY_TYPES = (str, int)  # bool is an int
 
 
 def encode_values(values: Mapping[str, Any]) -> bytes:

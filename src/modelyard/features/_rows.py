@@ -38,17 +38,21 @@ def time_us(value: Any) -> int:
     return int(stamp.value // 1000)
 
 
+_SCALAR_KEY = (str, int)  # bool is an int
+_PLAIN_KEY = frozenset([int, str, bool])
+
+
 def entity_rows(
     entities: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]],
 ) -> list[dict[str, Any]]:
     """Entity rows from `{"driver_id": [1, 2]}` or `[{"driver_id": 1}, ...]`."""
-    if isinstance(entities, Mapping):
-        columns = {k: list(v) if not isinstance(v, str | int) else [v] for k, v in entities.items()}
-        lengths = {len(v) for v in columns.values()}
+    if type(entities) is dict or isinstance(entities, Mapping):
+        columns = [(k, [v] if isinstance(v, _SCALAR_KEY) else list(v)) for k, v in entities.items()]
+        lengths = {len(v) for _, v in columns}
         if len(lengths) > 1:
             raise InvalidInput(f"entity columns have different lengths: {sorted(lengths)}")
         count = lengths.pop() if lengths else 0
-        return [{k: v[i] for k, v in columns.items()} for i in range(count)]
+        return [{k: v[i] for k, v in columns} for i in range(count)]
     rows = [dict(row) for row in entities]
     if not rows:
         raise InvalidInput("no entity rows given")
@@ -65,8 +69,10 @@ def entity_key(view: str, join_keys: Sequence[str], row: Mapping[str, Any]) -> t
 
 
 def _plain_key(value: Any) -> Any:
+    if type(value) in _PLAIN_KEY:
+        return value
     plain = value.item() if hasattr(value, "item") else value
-    if isinstance(plain, bool | int | str):
+    if isinstance(plain, _SCALAR_KEY):
         return plain
     raise InvalidInput(f"a join key must be an integer, a string or a boolean, not {value!r}")
 
