@@ -31,17 +31,17 @@ EDGES = {
 
 @dataclass(frozen=True)
 class Sizes:
-    """Entities x events per entity, label rows, and online calls of 1 and of 100 entities."""
+    """Entities x events per entity, label rows, and how long each side's online reads of 1
+    and of 100 entities per call are timed."""
 
     entities: int = 10_000
     events: int = 100
     labels: int = 100_000
-    calls_1: int = 20_000  # enough that a p99 is the 200th slowest call, not the 20th
-    calls_100: int = 1_000
+    read_s: float = 10.0
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(entities=1_000, labels=10_000, calls_1=500, calls_100=50)
+        return cls(entities=1_000, labels=10_000, read_s=2.0)
 
 
 # ---- data ----------------------------------------------------------------------------

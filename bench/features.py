@@ -324,8 +324,8 @@ def online_lines(online: dict[str, Any], sizes: Sizes) -> list[list[str]]:
         "tool",
         "materialize s",
         "written",
-        f"1 entity p50/p99 ms ({sizes.calls_1} calls)",
-        f"100 entities p50/p99 ms ({sizes.calls_100} calls)",
+        f"1 entity p50/p99 ms (calls in {sizes.read_s:g} s)",
+        f"100 entities p50/p99 ms (calls in {sizes.read_s:g} s)",
         "feast/modelyard p99 (1 | 100)",
         "values wrong",
     ]
@@ -349,13 +349,17 @@ def online_lines(online: dict[str, Any], sizes: Sizes) -> list[list[str]]:
                 tool,
                 f"{result['materialize']['seconds']:.2f}",
                 f"{result['written']:,}" if "written" in result else "—",
-                f"{reads['x1']['p50_ms']:.2f} / {reads['x1']['p99_ms']:.2f}",
-                f"{reads['x100']['p50_ms']:.2f} / {reads['x100']['p99_ms']:.2f}",
+                reads_text(reads["x1"]),
+                reads_text(reads["x100"]),
                 ratios,
                 f"{check.get('mismatches', '—')} of {check.get('entities', '—')}",
             ]
         )
     return lines
+
+
+def reads_text(reads: dict[str, Any]) -> str:
+    return f"{reads['p50_ms']:.2f} / {reads['p99_ms']:.2f} ({reads['calls']:,})"
 
 
 def check_lines(

@@ -26,13 +26,13 @@ from modelyard.features._online import (
     OnlineRecord,
     OnlineRow,
     OnlineStore,
-    apply_ttl,
     check_value,
     open_online_store,
     to_ms,
 )
 from modelyard.features._online_redis import RedisOnlineStore
 from modelyard.features._online_sqlite import SqliteOnlineStore
+from modelyard.features._rows import apply_ttl
 
 VIEW = "driver_stats"
 

@@ -4,6 +4,7 @@ with the TTL honoured, pushes — online on SQLite and on Redis."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -187,6 +188,41 @@ def test_a_view_with_a_transform_is_used_offline_and_online_alike(yard: Path) ->
         offline["trips_per_hour"].iloc[0]
         == latest(driver_rows(), 2, at + timedelta(seconds=1))["trips"]
     )
+
+
+def test_a_change_applied_elsewhere_reaches_an_online_reader_within_refresh_s(
+    tmp_path: Path,
+) -> None:
+    from modelyard.features import FeatureRegistry, FeatureStore
+    from modelyard.features._online_sqlite import SqliteOnlineStore
+    from modelyard.store import MetadataStore
+
+    folder = tmp_path / "driver_stats"
+    folder.mkdir()
+    driver_rows().to_parquet(folder / "part-0.parquet")
+
+    def store(refresh_s: float) -> FeatureStore:
+        registry = FeatureRegistry(MetadataStore(f"sqlite:///{tmp_path / 'meta.db'}"))
+        online = SqliteOnlineStore(tmp_path / "online.db")
+        return FeatureStore(registry, online, refresh_s=refresh_s)
+
+    writer, reader = store(refresh_s=5.0), store(refresh_s=0.5)
+    driver, stats, _ = definitions(folder)
+    writer.apply([driver, stats, my.features.FeatureService("churn_v1", ["driver_stats:trips"])])
+    writer.materialize(end=T0 + timedelta(hours=48))
+    at = T0 + timedelta(hours=47, minutes=30)
+    try:
+        first = reader.get_online({"driver_id": [1]}, service="churn_v1", now=at)
+        assert list(first.rows[0]) == ["driver_id", "trips"]
+        wider = ["driver_stats:trips", "driver_stats:rating"]
+        writer.apply([my.features.FeatureService("churn_v1", wider)])
+        time.sleep(0.6)
+        later = reader.get_online({"driver_id": [1]}, service="churn_v1", now=at)
+        assert list(later.rows[0]) == ["driver_id", "trips", "rating"]
+        assert later.rows[0]["rating"] == latest(driver_rows(), 1, at)["rating"]
+    finally:
+        writer.close()
+        reader.close()
 
 
 def test_bad_online_requests_are_refused(yard: Path) -> None:

@@ -194,19 +194,6 @@ def _wrong_type(field: Field, value: Any) -> InvalidInput:
     )
 
 
-def apply_ttl(
-    record: OnlineRecord | None, ttl_s: float | None, now_ms: int
-) -> tuple[dict[str, Any] | None, str]:
-    """The values one read serves and its status: "ok", "expired" (older than the TTL: no
-    values) or "missing". An age equal to the TTL is still ok, as in the offline join."""
-    if record is None:
-        return None, "missing"
-    # compared in µs, the resolution of a timedelta, so the boundary is exact
-    if ttl_s is not None and (now_ms - record.event_ms) * 1000 > round(ttl_s * 1_000_000):
-        return None, "expired"
-    return record.values, "ok"
-
-
 # -- encodings shared by the stores -----------------------------------------------------------
 
 

@@ -126,7 +126,8 @@ class RedisOnlineStore:
 
     def read(self, view: str, keys: Sequence[tuple[Any, ...]]) -> list[OnlineRecord | None]:
         check_identifier("feature view", view)
-        names = [self._row_key(view, encode_key(key)) for key in keys]
+        head = self._row_key(view, "")
+        names = [head + encode_key(key) for key in keys]
         with self._reachable:
             return [
                 _record(fields)
@@ -278,12 +279,8 @@ def _record(fields: list[bytes | None]) -> OnlineRecord | None:
     event, created, written, values = fields
     if event is None or values is None or written is None:
         return None
-    return OnlineRecord(
-        values=decode_values(values),
-        event_ms=int(event),
-        created_ms=int(created) if created else None,
-        written_ms=int(written),
-    )
+    created_ms = int(created) if created else None
+    return OnlineRecord(decode_values(values), int(event), created_ms, int(written))
 
 
 def _glob_escape(text: str) -> str:

@@ -1,5 +1,6 @@
 """Rows and times at the edges of the feature store: entity rows as requests give them,
-source rows as online rows (transformed, typed, keyed), and times as the stores keep them."""
+source rows as online rows (transformed, typed, keyed), what an online read serves (the
+TTL applied), and times as the stores keep them."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from modelyard.features._definitions import FeatureView, Field
+    from modelyard.features._online import OnlineRecord
 
 
 def time_ms(value: Any) -> int:
@@ -75,6 +77,19 @@ def _plain_key(value: Any) -> Any:
     if isinstance(plain, _SCALAR_KEY):
         return plain
     raise InvalidInput(f"a join key must be an integer, a string or a boolean, not {value!r}")
+
+
+def apply_ttl(
+    record: OnlineRecord | None, ttl_s: float | None, now_ms: int
+) -> tuple[dict[str, Any] | None, str]:
+    """The values one read serves and its status: "ok", "expired" (older than the TTL: no
+    values) or "missing". An age equal to the TTL is still ok, as in the offline join."""
+    if record is None:
+        return None, "missing"
+    # compared in µs, the resolution of a timedelta, so the boundary is exact
+    if ttl_s is not None and (now_ms - record.event_ms) * 1000 > round(ttl_s * 1_000_000):
+        return None, "expired"
+    return record.values, "ok"
 
 
 def online_rows(view: FeatureView, frame: pd.DataFrame, *, transform: bool = True) -> list[Any]:

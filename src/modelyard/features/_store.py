@@ -9,12 +9,10 @@ one that needs Python code must be applied in the process first (`apply`, or
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from modelyard.errors import InvalidInput, NotFound
@@ -28,7 +26,14 @@ from modelyard.features._definitions import (
     group_refs,
 )
 from modelyard.features._registry import Change, Definable, FeatureRegistry, digest, kind_of
-from modelyard.features._rows import entity_key, entity_rows, online_rows, time_ms, time_us
+from modelyard.features._rows import (
+    apply_ttl,
+    entity_key,
+    entity_rows,
+    online_rows,
+    time_ms,
+    time_us,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,11 +42,13 @@ if TYPE_CHECKING:
     from modelyard.models._manifest import FeatureBinding
 
 
-# join keys, TTL (s), and the features as a set and in their order
-OnlineShape = tuple[tuple[str, ...], float | None, frozenset[str], tuple[str, ...]]
+# one view's part of an online read: the view, its join keys and TTL (s), and the
+# (column, feature) pairs asked of it
+OnlineRead = tuple[str, tuple[str, ...], float | None, tuple[tuple[str, str], ...]]
+_PLANS_KEPT = 256  # request shapes whose online reads are kept; more clears them
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class OnlineFeatures:
     """Online values for some entity rows: one dict per row (keys, then features), and per
     row and view whether the value was found, expired (older than the TTL: null) or missing."""
@@ -67,9 +74,9 @@ class FeatureStore:
     ) -> None:
         self.registry = registry
         self.online = online
-        self.refresh_s = refresh_s  # how long a view's online shape is reused unread
+        self.refresh_s = refresh_s  # how long what an online read needs is reused unread
         self._applied: dict[tuple[str, str], Definable] = {}
-        self._shapes: dict[str, tuple[float, OnlineShape]] = {}
+        self._plans: dict[tuple[Any, ...], tuple[float, list[OnlineRead]]] = {}
 
     def close(self) -> None:
         self.online.close()
@@ -88,7 +95,7 @@ class FeatureStore:
         changes = self.registry.apply(items, force=force, actor=actor)
         for item in items:
             self._applied[(kind_of(item), item.name)] = item
-        self._shapes.clear()
+        self._plans.clear()
         return changes
 
     def use(self, items: Iterable[Definable]) -> None:
@@ -239,45 +246,55 @@ class FeatureStore:
     ) -> OnlineFeatures:
         """The latest values of `features` for each entity row, the TTL honoured (expired
         values read as null, with the status `expired`)."""
-        from modelyard.features._online import apply_ttl
-
-        grouped = _grouped(tuple(self.refs(features, service)))
+        reads = self._online_reads(features, service, full_feature_names)
         rows = entity_rows(entities)
         now_ms = time_ms(now) if now is not None else time.time_ns() // 1_000_000
         out = [dict(row) for row in rows]
         status: list[dict[str, str]] = [{} for _ in rows]
         ages: list[dict[str, float | None]] = [{} for _ in rows]
-        for name, wanted in grouped.items():
-            join_keys, ttl_s, known, names = self._online_shape(name)
-            if not known.issuperset(wanted):
-                unknown = next(f for f in wanted if f not in known)
-                raise InvalidInput(
-                    f"feature view {name!r} has no feature {unknown!r}; it has: {', '.join(names)}"
-                )
+        for name, join_keys, ttl_s, pairs in reads:
             keys = [entity_key(name, join_keys, row) for row in rows]
-            for i, record in enumerate(self.online.read(name, keys)):
+            records = self.online.read(name, keys)
+            for row_out, row_status, row_ages, record in zip(
+                out, status, ages, records, strict=True
+            ):
                 values, state = apply_ttl(record, ttl_s, now_ms)
-                status[i][name] = state
-                ages[i][name] = (now_ms - record.event_ms) / 1000 if record is not None else None
-                for feature in wanted:
-                    column = f"{name}__{feature}" if full_feature_names else feature
-                    out[i][column] = values.get(feature) if values is not None else None
+                row_status[name] = state
+                row_ages[name] = (now_ms - record.event_ms) / 1000 if record is not None else None
+                for column, feature in pairs:
+                    row_out[column] = values.get(feature) if values is not None else None
         return OnlineFeatures(out, status, ages)
 
-    def _online_shape(self, name: str) -> OnlineShape:
-        """What an online read needs of a view (its join keys, TTL and features): from the
-        stored spec, so no Python code is needed to read what was materialized. Kept for
-        `refresh_s`: a read costs less than asking the metadata database, and a change
-        applied elsewhere is seen within that time (here, at once)."""
+    def _online_reads(
+        self, features: Sequence[str] | None, service: str | None, full_feature_names: bool
+    ) -> list[OnlineRead]:
+        """What an online read of `features` (or `service`) needs of each view, from the
+        stored specs, so no Python code is needed to read what was materialized. Kept for
+        `refresh_s` per request shape: a read costs less than asking the metadata database,
+        and a change applied elsewhere is seen within that time (here, at once)."""
+        if isinstance(features, str):
+            raise InvalidInput("features must be a list of 'view:feature' references")
+        shape = (tuple(features) if features is not None else None, service, full_feature_names)
         now = time.monotonic()
-        cached = self._shapes.get(name)
+        cached = self._plans.get(shape)
         if cached is not None and now - cached[0] < self.refresh_s:
             return cached[1]
-        spec = self.registry.get("view", name).spec
-        names = tuple(f["name"] for f in spec["features"])
-        shape = (tuple(spec["join_keys"]), spec["ttl_s"], frozenset(names), names)
-        self._shapes[name] = (now, shape)
-        return shape
+        reads: list[OnlineRead] = []
+        for name, wanted in group_refs(self.refs(features, service)).items():
+            spec = self.registry.get("view", name).spec
+            known = [f["name"] for f in spec["features"]]
+            if unknown := [f for f in wanted if f not in known]:
+                raise InvalidInput(
+                    f"feature view {name!r} has no feature {unknown[0]!r}; it has: "
+                    f"{', '.join(known)}"
+                )
+            columns = [f"{name}__{f}" if full_feature_names else f for f in wanted]
+            pairs = tuple(zip(columns, wanted, strict=True))
+            reads.append((name, tuple(spec["join_keys"]), spec["ttl_s"], pairs))
+        if len(self._plans) >= _PLANS_KEPT:
+            self._plans.clear()
+        self._plans[shape] = (now, reads)
+        return reads
 
     def push(self, view_name: str, rows: pd.DataFrame | Sequence[Mapping[str, Any]]) -> int:
         """Write fresh source rows of a view to the online store (its transform applied, the
@@ -326,12 +343,6 @@ class FeatureStore:
             # which changes nothing
             self.online.set_watermark(name, max(end_us // 1000, self.online.watermark(name) or 0))
         return written
-
-
-@functools.lru_cache(maxsize=256)
-def _grouped(refs: tuple[str, ...]) -> Mapping[str, list[str]]:
-    """`group_refs`, checked once per distinct request shape (the online hot path)."""
-    return MappingProxyType(group_refs(refs))
 
 
 def view_from_spec(spec: Mapping[str, Any], entities: Mapping[str, Entity]) -> FeatureView:
