@@ -155,6 +155,8 @@ def test_a_push_replaces_older_values_only_and_checks_types(yard: Path) -> None:
     assert my.features.push("driver_stats", [older]) == 0  # a late row changes nothing
     found = store.get_online({"driver_id": [1]}, ["driver_stats:trips"], now=at)
     assert found.rows[0]["trips"] == 7
+    asked = (ref for ref in ["driver_stats:trips"])  # an iterable is read once
+    assert store.get_online({"driver_id": 1}, asked, now=at).rows == [{"driver_id": 1, "trips": 7}]
     with pytest.raises(InvalidInput, match="trips"):
         my.features.push("driver_stats", [{**row, "trips": "many"}])
     with pytest.raises(InvalidInput, match="lack the columns"):

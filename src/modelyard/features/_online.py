@@ -29,6 +29,7 @@ import orjson
 
 from modelyard.errors import InvalidInput
 from modelyard.features._definitions import Field
+from modelyard.features._rows import KEY_TYPES
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _INT_RANGE = {"int32": 2**31, "int64": 2**63}
@@ -205,7 +206,7 @@ def encode_key(key: Sequence[Any]) -> str:
         raise InvalidInput(f"an online key must be a non-empty tuple of values, not {key!r}")
     plain = [v.item() if isinstance(v, np.generic) else v for v in key]
     for value in plain:
-        if not isinstance(value, _KEY_TYPES):
+        if not isinstance(value, KEY_TYPES):
             raise InvalidInput(
                 f"a join key must be an integer, a string or a boolean, not {value!r} "
                 f"({type(value).__name__})"
@@ -214,9 +215,6 @@ def encode_key(key: Sequence[Any]) -> str:
         return orjson.dumps(plain).decode()
     except orjson.JSONEncodeError as exc:
         raise InvalidInput(f"key {key!r} cannot be stored: {exc}") from None
-
-
-_KEY_TYPES = (str, int)  # bool is an int
 
 
 def encode_values(values: Mapping[str, Any]) -> bytes:

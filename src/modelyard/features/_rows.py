@@ -40,7 +40,7 @@ def time_us(value: Any) -> int:
     return int(stamp.value // 1000)
 
 
-_SCALAR_KEY = (str, int)  # bool is an int
+KEY_TYPES = (str, int)  # what a join key may be (bool is an int)
 _PLAIN_KEY = frozenset([int, str, bool])
 
 
@@ -49,7 +49,7 @@ def entity_rows(
 ) -> list[dict[str, Any]]:
     """Entity rows from `{"driver_id": [1, 2]}` or `[{"driver_id": 1}, ...]`."""
     if type(entities) is dict or isinstance(entities, Mapping):
-        columns = [(k, [v] if isinstance(v, _SCALAR_KEY) else list(v)) for k, v in entities.items()]
+        columns = [(k, [v] if isinstance(v, KEY_TYPES) else list(v)) for k, v in entities.items()]
         lengths = {len(v) for _, v in columns}
         if len(lengths) > 1:
             raise InvalidInput(f"entity columns have different lengths: {sorted(lengths)}")
@@ -74,7 +74,7 @@ def _plain_key(value: Any) -> Any:
     if type(value) in _PLAIN_KEY:
         return value
     plain = value.item() if hasattr(value, "item") else value
-    if isinstance(plain, _SCALAR_KEY):
+    if isinstance(plain, KEY_TYPES):
         return plain
     raise InvalidInput(f"a join key must be an integer, a string or a boolean, not {value!r}")
 

@@ -238,7 +238,7 @@ class FeatureStore:
     def get_online(
         self,
         entities: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]],
-        features: Sequence[str] | None = None,
+        features: Iterable[str] | None = None,
         *,
         service: str | None = None,
         now: Any = None,
@@ -266,21 +266,22 @@ class FeatureStore:
         return OnlineFeatures(out, status, ages)
 
     def _online_reads(
-        self, features: Sequence[str] | None, service: str | None, full_feature_names: bool
+        self, features: Iterable[str] | None, service: str | None, full_feature_names: bool
     ) -> list[OnlineRead]:
         """What an online read of `features` (or `service`) needs of each view, from the
         stored specs, so no Python code is needed to read what was materialized. Kept for
         `refresh_s` per request shape: a read costs less than asking the metadata database,
         and a change applied elsewhere is seen within that time (here, at once)."""
-        if isinstance(features, str):
+        if isinstance(features, str):  # as `refs` says; its characters must not be a key
             raise InvalidInput("features must be a list of 'view:feature' references")
-        shape = (tuple(features) if features is not None else None, service, full_feature_names)
+        asked = tuple(features) if features is not None else None
+        shape = (asked, service, full_feature_names)
         now = time.monotonic()
         cached = self._plans.get(shape)
         if cached is not None and now - cached[0] < self.refresh_s:
             return cached[1]
         reads: list[OnlineRead] = []
-        for name, wanted in group_refs(self.refs(features, service)).items():
+        for name, wanted in group_refs(self.refs(asked, service)).items():
             spec = self.registry.get("view", name).spec
             known = [f["name"] for f in spec["features"]]
             if unknown := [f for f in wanted if f not in known]:
