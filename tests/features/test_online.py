@@ -208,6 +208,22 @@ def test_concurrent_writers_keep_the_newest(online_store: OnlineStore) -> None:
     assert online_store.views() == {VIEW: len(keys)}
 
 
+def test_several_views_read_at_once_answer_as_each_read_alone(
+    online_store: OnlineStore,
+) -> None:
+    online_store.write(VIEW, [row(1, 1, v="a1"), row(2, 1, v="a2")])
+    online_store.write("other", [row(2, 5, w="b2"), row(3, 5, w="b3")])
+    reads = [(VIEW, [(2,), (3,), (1,)]), ("other", [(3,), (1,)]), ("empty", []), (VIEW, [(1,)])]
+    together = online_store.read_views(reads)
+    assert together == [online_store.read(view, keys) for view, keys in reads]
+    assert [[r.values if r else None for r in found] for found in together] == [
+        [{"v": "a2"}, None, {"v": "a1"}],
+        [{"w": "b3"}, None],
+        [],
+        [{"v": "a1"}],
+    ]
+
+
 def test_concurrent_readers_each_get_their_own_rows(online_store: OnlineStore) -> None:
     online_store.write(VIEW, [row(k, 1, v=k) for k in range(50)])
     barrier = threading.Barrier(6)

@@ -186,10 +186,20 @@ def test_a_view_with_a_transform_is_used_offline_and_online_alike(yard: Path) ->
     store = my.features._default.default_feature_store()
     online = store.get_online({"driver_id": [2]}, ["driver_rates:trips_per_hour"], now=at)
     assert online.rows[0]["trips_per_hour"] == offline["trips_per_hour"].iloc[0]
-    assert (
-        offline["trips_per_hour"].iloc[0]
-        == latest(driver_rows(), 2, at + timedelta(seconds=1))["trips"]
-    )
+    trips = latest(driver_rows(), 2, at + timedelta(seconds=1))["trips"]
+    assert offline["trips_per_hour"].iloc[0] == trips
+    # features of two views in one request, one of them not materialized yet
+    both = ["driver_stats:trips", "driver_rates:trips_per_hour"]
+    found = store.get_online({"driver_id": [2, 404]}, both, now=at)
+    assert found.status == [
+        {"driver_stats": "missing", "driver_rates": "ok"},
+        {"driver_stats": "missing", "driver_rates": "missing"},
+    ]
+    my.features.materialize(["driver_stats"], end=at + timedelta(microseconds=1))
+    found = store.get_online({"driver_id": 2}, both, now=at, full_feature_names=True)
+    assert found.rows == [
+        {"driver_id": 2, "driver_stats__trips": trips, "driver_rates__trips_per_hour": trips}
+    ]
 
 
 def test_a_change_applied_elsewhere_reaches_an_online_reader_within_refresh_s(

@@ -70,6 +70,13 @@ class OnlineStore(Protocol):
         """The stored record of each key, in the order asked (None: nothing stored)."""
         ...
 
+    def read_views(
+        self, reads: Sequence[tuple[str, Sequence[tuple[Any, ...]]]]
+    ) -> list[list[OnlineRecord | None]]:
+        """`read` of each (view, keys), in the order asked: what a request for features of
+        several views needs, in one round trip where the store has round trips."""
+        ...
+
     def set_watermark(self, view: str, ms: int) -> None:
         """Record that `view` is materialized up to `ms` (exclusive)."""
         ...

@@ -125,9 +125,24 @@ class RedisOnlineStore:
         return replaced
 
     def read(self, view: str, keys: Sequence[tuple[Any, ...]]) -> list[OnlineRecord | None]:
+        return self._records(self._names(view, keys))
+
+    def read_views(
+        self, reads: Sequence[tuple[str, Sequence[tuple[Any, ...]]]]
+    ) -> list[list[OnlineRecord | None]]:
+        records = self._records([name for view, keys in reads for name in self._names(view, keys)])
+        found, start = [], 0
+        for _, keys in reads:
+            found.append(records[start : start + len(keys)])
+            start += len(keys)
+        return found
+
+    def _names(self, view: str, keys: Sequence[tuple[Any, ...]]) -> list[str]:
         check_identifier("feature view", view)
         head = self._row_key(view, "")
-        names = [head + encode_key(key) for key in keys]
+        return [head + encode_key(key) for key in keys]
+
+    def _records(self, names: list[str]) -> list[OnlineRecord | None]:
         with self._reachable:
             return [
                 _record(fields)

@@ -120,6 +120,11 @@ class SqliteOnlineStore:
             # total_changes counts inserts and the updates whose WHERE held, nothing else
             return conn.total_changes - before
 
+    def read_views(
+        self, reads: Sequence[tuple[str, Sequence[tuple[Any, ...]]]]
+    ) -> list[list[OnlineRecord | None]]:
+        return [self.read(view, keys) for view, keys in reads]
+
     def read(self, view: str, keys: Sequence[tuple[Any, ...]]) -> list[OnlineRecord | None]:
         check_identifier("feature view", view)
         encoded = [encode_key(key) for key in keys]
