@@ -130,6 +130,8 @@ class RedisOnlineStore:
     def read_views(
         self, reads: Sequence[tuple[str, Sequence[tuple[Any, ...]]]]
     ) -> list[list[OnlineRecord | None]]:
+        if len(reads) == 1:  # the usual request: nothing to join up and split again
+            return [self.read(*reads[0])]
         records = self._records([name for view, keys in reads for name in self._names(view, keys)])
         found, start = [], 0
         for _, keys in reads:

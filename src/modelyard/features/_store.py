@@ -256,8 +256,7 @@ class FeatureStore:
             (name, [entity_key(name, join_keys, row) for row in rows])
             for name, join_keys, _, _ in reads
         ]
-        # several views: one round trip (Redis) rather than one per view
-        found = self.online.read_views(keyed) if len(keyed) > 1 else [self.online.read(*keyed[0])]
+        found = self.online.read_views(keyed)  # one round trip for all views where it can
         for (name, _, ttl_s, pairs), records in zip(reads, found, strict=True):
             for row_out, row_status, row_ages, record in zip(
                 out, status, ages, records, strict=True
