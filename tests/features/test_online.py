@@ -9,6 +9,7 @@ import random
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,27 @@ def row(key: Any, event: int, created: int | None = None, **values: Any) -> Onli
 
 def values_of(store: OnlineStore, *keys: Any, view: str = VIEW) -> list[Any]:
     return [r.values if r else None for r in store.read(view, [(k,) for k in keys])]
+
+
+def in_threads(work: Callable[[int], None], count: int) -> list[BaseException]:
+    """`work(seed)` for seeds 0..count-1, each on its own thread, all let go at once; what
+    they raised."""
+    barrier = threading.Barrier(count)
+    errors: list[BaseException] = []
+
+    def run(seed: int) -> None:
+        barrier.wait()
+        try:
+            work(seed)
+        except BaseException as exc:  # pragma: no cover - returned to the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(seed,)) for seed in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
 
 
 # -- the contract, on every store ---------------------------------------------------------
@@ -185,25 +207,14 @@ def test_bad_view_names_are_refused(online_store: OnlineStore) -> None:
 def test_concurrent_writers_keep_the_newest(online_store: OnlineStore) -> None:
     keys = range(20)
     versions = [row(k, e, c, v=f"{e}/{c}") for k in keys for e in range(8) for c in (None, 0, 3)]
-    barrier = threading.Barrier(6)
-    errors: list[BaseException] = []
 
     def writer(seed: int) -> None:
         mine = versions[:]
         random.Random(seed).shuffle(mine)
-        barrier.wait()
-        try:
-            for start in range(0, len(mine), 7):
-                online_store.write(VIEW, mine[start : start + 7])
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        for start in range(0, len(mine), 7):
+            online_store.write(VIEW, mine[start : start + 7])
 
-    threads = [threading.Thread(target=writer, args=(seed,)) for seed in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert in_threads(writer, 6) == []
     assert values_of(online_store, *keys) == [{"v": "7/3"}] * len(keys)
     assert online_store.views() == {VIEW: len(keys)}
 
@@ -226,26 +237,17 @@ def test_several_views_read_at_once_answer_as_each_read_alone(
 
 def test_concurrent_readers_each_get_their_own_rows(online_store: OnlineStore) -> None:
     online_store.write(VIEW, [row(k, 1, v=k) for k in range(50)])
-    barrier = threading.Barrier(6)
     wrong: list[Any] = []
 
     def reader(seed: int) -> None:
         chooser = random.Random(seed)
-        barrier.wait()
-        try:
-            for _ in range(200):
-                keys = chooser.sample(range(60), chooser.choice([1, 1, 3, 40]))
-                want = [{"v": k} if k < 50 else None for k in keys]
-                if (got := values_of(online_store, *keys)) != want:
-                    wrong.append((keys, got))
-        except BaseException as exc:  # pragma: no cover - reported below
-            wrong.append(exc)
+        for _ in range(200):
+            keys = chooser.sample(range(60), chooser.choice([1, 1, 3, 40]))
+            want = [{"v": k} if k < 50 else None for k in keys]
+            if (got := values_of(online_store, *keys)) != want:
+                wrong.append((keys, got))
 
-    threads = [threading.Thread(target=reader, args=(seed,)) for seed in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    assert in_threads(reader, 6) == []
     assert wrong == []
 
 
