@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 from hypothesis import given
@@ -28,6 +29,7 @@ from modelyard.features._online import (
     OnlineRow,
     OnlineStore,
     check_value,
+    encode_key,
     open_online_store,
     to_ms,
 )
@@ -150,6 +152,34 @@ def test_composite_keys_keep_their_order(online_store: OnlineStore) -> None:
     online_store.write(VIEW, both)
     found = online_store.read(VIEW, [("x", 1), (1, "x"), (np.int64(1), "x")])
     assert [r.values if r else None for r in found] == [{"v": 2}, {"v": 1}, {"v": 1}]
+
+
+def test_a_read_of_one_key_answers_as_a_read_of_many(online_store: OnlineStore) -> None:
+    keys: list[Any] = [(42,), ("42",), (True,), (1, "x"), (-(2**63),), (2**64 - 1,)]
+    online_store.write(VIEW, [OnlineRow(k, 1, 2, {"k": repr(k)}) for k in keys])
+    for key in [*keys, (np.int64(42),), (7,), (2**63,)]:
+        assert online_store.read_one(VIEW, key) == online_store.read(VIEW, [key])[0]
+    record = online_store.read_one(VIEW, (42,))
+    assert record is not None and (record.values, record.event_ms, record.created_ms) == (
+        {"k": "(42,)"},
+        1,
+        2,
+    )
+    assert online_store.read_one("no_such_view", (42,)) is None
+    for bad in [(2**64,), (1.0,), ()]:
+        with pytest.raises(InvalidInput):
+            online_store.read_one(VIEW, bad)
+    with pytest.raises(InvalidInput, match="feature view"):
+        online_store.read_one("no such view", (1,))
+
+
+@given(st.integers(-(2**70), 2**70))
+def test_an_integer_key_is_its_json(value: int) -> None:
+    if -(2**63) <= value < 2**64:
+        assert encode_key((value,)) == orjson.dumps([value]).decode() == f"[{value}]"
+    else:
+        with pytest.raises(InvalidInput, match="cannot be stored"):
+            encode_key((value,))
 
 
 def test_float_keys_are_refused(online_store: OnlineStore) -> None:

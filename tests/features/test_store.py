@@ -8,16 +8,20 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import modelyard as my
 from modelyard.errors import InvalidInput
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 DRIVERS = 20
+HOUR_MS = 3_600_000
 
 
 def driver_rows(seed: int = 0) -> pd.DataFrame:
@@ -74,6 +78,14 @@ def yard(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
         yield folder
     finally:
         my.configure(home=tmp_path / "unused")
+
+
+@pytest.fixture
+def materialized(yard: Path) -> Path:
+    """The driver stats applied and materialized up to T0 + 10 h."""
+    my.features.apply(definitions(yard))
+    my.features.materialize(start=T0, end=T0 + timedelta(hours=10))
+    return yard
 
 
 def latest(rows: pd.DataFrame, driver: int, before: datetime) -> pd.Series:
@@ -200,6 +212,39 @@ def test_a_view_with_a_transform_is_used_offline_and_online_alike(yard: Path) ->
     assert found.rows == [
         {"driver_id": 2, "driver_stats__trips": trips, "driver_rates__trips_per_hour": trips}
     ]
+
+
+ENTITY_SHAPES = {
+    "scalar": lambda key: {"driver_id": key},
+    "list of one": lambda key: {"driver_id": [key]},
+    "row": lambda key: [{"driver_id": key}],
+}
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    key=st.one_of(st.integers(-1, DRIVERS + 2), st.booleans(), st.integers(0, 3).map(np.int64)),
+    shape=st.sampled_from(sorted(ENTITY_SHAPES)),
+    features=st.lists(st.sampled_from(["trips", "rating"]), min_size=1, max_size=2, unique=True),
+    full=st.booleans(),
+    # after T0 + 10 h the newest values (T0 + 9 h) are 1 h old, and the TTL is 2 h
+    after_ms=st.one_of(
+        st.integers(0, 3 * HOUR_MS), st.sampled_from([-1, 0, 1]).map(HOUR_MS.__add__)
+    ),
+)
+def test_one_entity_is_served_as_it_is_among_others(
+    materialized: Path, key: Any, shape: str, features: list[str], full: bool, after_ms: int
+) -> None:
+    store = my.features._default.default_feature_store()
+    refs = [f"driver_stats:{name}" for name in features]
+    at = T0 + timedelta(hours=10, milliseconds=after_ms)
+    alone = store.get_online(ENTITY_SHAPES[shape](key), refs, now=at, full_feature_names=full)
+    among = store.get_online({"driver_id": [key, 1]}, refs, now=at, full_feature_names=full)
+    assert alone.rows == among.rows[:1]
+    assert alone.status == among.status[:1]
+    assert alone.age_s == among.age_s[:1]
 
 
 def test_a_change_applied_elsewhere_reaches_an_online_reader_within_refresh_s(

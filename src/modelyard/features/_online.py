@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,6 +33,7 @@ from modelyard.features._rows import KEY_TYPES
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _INT_RANGE = {"int32": 2**31, "int64": 2**63}
+_INT64 = 2**63
 SCHEMES = ("sqlite:///PATH", "redis://", "rediss://")
 
 
@@ -49,9 +50,11 @@ class OnlineRow:
     values: Mapping[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OnlineRecord:
-    """What a read returns for one key; `written_ms` is when the store took it."""
+    """What a read returns for one key; `written_ms` is when the store took it. Not frozen,
+    as a frozen dataclass costs twice as much to make, once per key read: nothing changes
+    it after the read."""
 
     values: dict[str, Any]
     event_ms: int
@@ -75,6 +78,10 @@ class OnlineStore(Protocol):
     ) -> list[list[OnlineRecord | None]]:
         """`read` of each (view, keys), in the order asked: what a request for features of
         several views needs, in one round trip where the store has round trips."""
+        ...
+
+    def read_one(self, view: str, key: tuple[Any, ...]) -> OnlineRecord | None:
+        """`read` of one key: what a model server asks for most, with the fewest steps."""
         ...
 
     def set_watermark(self, view: str, ms: int) -> None:
@@ -207,6 +214,8 @@ def _wrong_type(field: Field, value: Any) -> InvalidInput:
 
 def encode_key(key: Sequence[Any]) -> str:
     """A key tuple as canonical JSON text: 42 and "42" differ, bools stay bools."""
+    if type(key) is tuple and len(key) == 1 and type(key[0]) is int and -_INT64 <= key[0] < _INT64:
+        return f"[{key[0]}]"  # the usual key, as orjson writes it
     if (
         type(key) is not tuple and (isinstance(key, str | bytes) or not isinstance(key, Sequence))
     ) or not key:
@@ -232,9 +241,9 @@ def encode_values(values: Mapping[str, Any]) -> bytes:
         raise InvalidInput(f"feature values {dict(values)!r} cannot be stored: {exc}") from None
 
 
-def decode_values(data: bytes | str) -> dict[str, Any]:
-    decoded: dict[str, Any] = orjson.loads(data)
-    return decoded
+# stored values back as a dict (what `encode_values` wrote); orjson's own function, as a
+# function of ours around it costs a call per key read
+decode_values: Callable[[bytes | str], dict[str, Any]] = orjson.loads
 
 
 def newest_per_key(rows: Iterable[OnlineRow]) -> dict[str, OnlineRow]:

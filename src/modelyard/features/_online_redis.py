@@ -90,6 +90,7 @@ class RedisOnlineStore:
         # one connection of the pool's kind kept for reads (`_read_rows`)
         self._direct = _KeptConnection(pool.connection_class(**pool.connection_kwargs))
         self._direct_lock = threading.Lock()
+        self._heads: dict[str, str] = {}
         self._keep_newest = self._client.register_script(_KEEP_NEWEST)
         self._forget_rows = self._client.register_script(_FORGET_ROWS)
 
@@ -127,6 +128,13 @@ class RedisOnlineStore:
     def read(self, view: str, keys: Sequence[tuple[Any, ...]]) -> list[OnlineRecord | None]:
         return self._records(self._names(view, keys))
 
+    def read_one(self, view: str, key: tuple[Any, ...]) -> OnlineRecord | None:
+        name = self._row_head(view) + encode_key(key)
+        try:  # as `with self._reachable`, which costs two calls more
+            return _record(self._read_rows([name])[0])
+        except self._errors as error:
+            raise self._reachable.unavailable(error) from error
+
     def read_views(
         self, reads: Sequence[tuple[str, Sequence[tuple[Any, ...]]]]
     ) -> list[list[OnlineRecord | None]]:
@@ -140,9 +148,15 @@ class RedisOnlineStore:
         return found
 
     def _names(self, view: str, keys: Sequence[tuple[Any, ...]]) -> list[str]:
-        check_identifier("feature view", view)
-        head = self._row_key(view, "")
+        head = self._row_head(view)
         return [head + encode_key(key) for key in keys]
+
+    def _row_head(self, view: str) -> str:
+        """What the names of a view's rows start with, the view's name checked once."""
+        head = self._heads.get(view)
+        if head is None:
+            head = self._heads[view] = self._row_key(check_identifier("feature view", view), "")
+        return head
 
     def _records(self, names: list[str]) -> list[OnlineRecord | None]:
         with self._reachable:
@@ -240,7 +254,10 @@ class _Reachable:
         self, kind: type[BaseException] | None, error: BaseException | None, _: TracebackType | None
     ) -> None:
         if isinstance(error, self._errors):
-            raise StoreUnavailable(f"Redis at {self._url} is not reachable: {error}") from error
+            raise self.unavailable(error) from error
+
+    def unavailable(self, error: BaseException) -> StoreUnavailable:
+        return StoreUnavailable(f"Redis at {self._url} is not reachable: {error}")
 
 
 class _KeptConnection:
@@ -267,7 +284,7 @@ class _KeptConnection:
             self._sock = self._connection._sock
             self._reader = self._hiredis.Reader()
         sock, reader = self._sock, self._reader
-        sock.sendall(b"".join([_hmget(name) for name in names]))
+        sock.sendall(_hmget(names[0]) if len(names) == 1 else b"".join(map(_hmget, names)))
         answers: list[Any] = []
         while len(answers) < len(names):
             if (answer := reader.gets()) is not False:

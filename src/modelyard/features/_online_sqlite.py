@@ -143,6 +143,9 @@ class SqliteOnlineStore:
                 found[key] = OnlineRecord(decode_values(values), event, created, written)
         return [found.get(key) for key in encoded]
 
+    def read_one(self, view: str, key: tuple[Any, ...]) -> OnlineRecord | None:
+        return self.read(view, [key])[0]
+
     def set_watermark(self, view: str, ms: int) -> None:
         check_identifier("feature view", view)
         with self._transaction() as conn:

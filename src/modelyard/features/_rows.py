@@ -4,7 +4,7 @@ TTL applied), and times as the stores keep them."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from modelyard.errors import InvalidInput
@@ -17,18 +17,20 @@ if TYPE_CHECKING:
 
 
 def time_ms(value: Any) -> int:
+    if type(value) is int:  # already ms: an online read's `now`, the common case
+        return value
     return time_us(value) // 1000
 
 
 def time_us(value: Any) -> int:
     """A time as µs since the epoch, given as a datetime (naive: UTC), a pandas Timestamp,
     ISO 8601 text or ms since the epoch."""
-    import pandas as pd
-
     if isinstance(value, bool):
         raise InvalidInput(f"{value!r} is not a time")
     if isinstance(value, int):
         return value * 1000
+    import pandas as pd
+
     try:
         stamp = pd.Timestamp(value)
     except (ValueError, TypeError):
@@ -49,7 +51,7 @@ def entity_rows(
 ) -> list[dict[str, Any]]:
     """Entity rows from `{"driver_id": [1, 2]}` or `[{"driver_id": 1}, ...]`."""
     if type(entities) is dict or isinstance(entities, Mapping):
-        columns = [(k, [v] if isinstance(v, KEY_TYPES) else list(v)) for k, v in entities.items()]
+        columns = [(k, [v] if _one_value(v) else list(v)) for k, v in entities.items()]
         lengths = {len(v) for _, v in columns}
         if len(lengths) > 1:
             raise InvalidInput(f"entity columns have different lengths: {sorted(lengths)}")
@@ -61,7 +63,37 @@ def entity_rows(
     return rows
 
 
+def single_row(
+    entities: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]],
+) -> dict[str, Any] | None:
+    """The one entity row of `{"driver_id": 42}`, `{"driver_id": [42]}` or `[{...}]`; None
+    for anything else (more rows, other types), which `entity_rows` reads or refuses."""
+    if type(entities) is dict:
+        row = {}
+        for name, value in entities.items():
+            if type(value) is list:
+                if len(value) != 1:
+                    return None
+                row[name] = value[0]
+            elif _one_value(value):
+                row[name] = value
+            else:
+                return None
+        return row or None
+    if type(entities) is list and len(entities) == 1 and type(entities[0]) is dict:
+        return dict(entities[0])
+    return None
+
+
+def _one_value(value: Any) -> bool:
+    """Whether an entity column given as `value` is one value (42, "a", numpy.int64(42))
+    rather than a list, tuple, array or Series of them."""
+    return isinstance(value, KEY_TYPES) or not isinstance(value, Iterable)
+
+
 def entity_key(view: str, join_keys: Sequence[str], row: Mapping[str, Any]) -> tuple[Any, ...]:
+    if len(join_keys) == 1 and join_keys[0] in row:  # the usual view
+        return (_plain_key(row[join_keys[0]]),)
     missing = [k for k in join_keys if k not in row]
     if missing:
         raise InvalidInput(
