@@ -4,23 +4,23 @@ Argument: a JSON spec (`workload` and its inputs). Prints one JSON object on std
 `join` builds a training frame with `FeatureStore.training_frame`; `floor_duckdb` and
 `floor_pandas` do the bare ASOF join on DuckDB and with `pandas.merge_asof` (no TTL, no
 tie-breaking: timing floors only); `online` materializes into the online store, times
-`get_online` and writes what it serves for every entity. `timed`, `read_labels`, `latencies`
+`get_online` in the rounds the parent asks for (`serve_reads`: a JSON line each way per
+round) and writes what it serves for every entity. `timed`, `read_labels`, `serve_reads`
 and `write_frame` hold the clock, the memory reading and the files, and
 `_features_feast_worker.py` imports them from here, so both tools are measured by the same
-code. Nothing at the top imports modelyard: Feast's interpreter does not have it.
-"""
+code. Nothing at the top imports modelyard: Feast's interpreter does not have it."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import random
 import resource
-import statistics
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ FEATURES = [f"f{i}" for i in range(10)]
 VIEW = "stats"
 REFS = [f"{VIEW}:{name}" for name in FEATURES]
 WARMUP_CALLS = 20
-MIN_CALLS = 200
+ROUND_WARMUP_CALLS = 3
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 _STATUS = Path("/proc/self/status")
 
@@ -87,35 +87,39 @@ def write_frame(frame: Any, path: str, columns: list[str]) -> None:
     pq.write_table(table.replace_schema_metadata(None), path)
 
 
-def latencies(
-    call: Callable[[list[int]], Any], spec: dict[str, Any], widths: tuple[int, ...] = (1, 100)
-) -> dict[str, Any]:
-    """p50 and p99 of `call(entity_ids)`, one entity per call and 100 per call, each timed for
-    `read_s` seconds after a warm-up (at least MIN_CALLS calls), on random known entities in
-    one seeded order: the side that answers faster makes more calls, and the slower side's
-    calls are the first of them. Timed for a while rather than for a count of calls: the
-    machine's stalls come in bursts of tens of ms that slow every call made meanwhile, so
-    over a fixed count they would weigh three times as much on a side three times as fast."""
+def serve_reads(
+    calls: dict[str, Callable[[list[int]], Any]], spec: dict[str, Any], ready: dict[str, Any]
+) -> None:
+    """Time `calls` in the rounds the parent asks for, so that the tools it compares are timed
+    in turns under the same spells of the machine. Prints `ready`, then answers each request
+    line on stdin, `{"call": name, "width": w, "seconds": s}`, with `{"samples": [...]}`:
+    seconds per call of `calls[name]` on `w` random known entities, for `s` seconds (at
+    least one call) after ROUND_WARMUP_CALLS untimed ones (WARMUP_CALLS in the first round),
+    in one seeded order per width that each round continues, the same order for every
+    tool. Returns on `{"stop": true}`."""
     known = range(1, spec["entities"] + 1)
-    out: dict[str, Any] = {}
-    for width in widths:
-        chooser = random.Random(spec["seed"] * 1_000 + width)
-        for _ in range(WARMUP_CALLS):
+    choosers: dict[tuple[str, int], random.Random] = {}
+    print(json.dumps(ready), flush=True)
+    for line in sys.stdin:
+        ask = json.loads(line)
+        if ask.get("stop"):
+            return
+        call, width = calls[ask["call"]], ask["width"]
+        chooser = choosers.get((ask["call"], width))
+        warmup = ROUND_WARMUP_CALLS
+        if chooser is None:
+            chooser = choosers[ask["call"], width] = random.Random(spec["seed"] * 1_000 + width)
+            warmup = WARMUP_CALLS
+        for _ in range(warmup):
             call(chooser.sample(known, width))
         samples: list[float] = []
-        until = time.perf_counter() + spec["read_s"]
-        while len(samples) < MIN_CALLS or time.perf_counter() < until:
+        until = time.perf_counter() + ask["seconds"]
+        while not samples or time.perf_counter() < until:
             ids = chooser.sample(known, width)
             start = time.perf_counter()
             call(ids)
             samples.append(time.perf_counter() - start)
-        cuts = statistics.quantiles(samples, n=100, method="inclusive")
-        out[f"x{width}"] = {
-            "calls": len(samples),
-            "p50_ms": cuts[49] * 1e3,
-            "p99_ms": cuts[98] * 1e3,
-        }
-    return out
+        print(json.dumps({"samples": samples}), flush=True)
 
 
 def dump_online(read: Callable[[list[int]], Any], spec: dict[str, Any]) -> Any:
@@ -201,7 +205,8 @@ def run_floor_pandas(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_online(spec: dict[str, Any]) -> dict[str, Any]:
-    """Materialize the whole range, time `get_online`, then dump every entity's values."""
+    """Materialize the whole range, time `get_online` (and on Redis the floor) as the parent
+    asks (`serve_reads`), then dump every entity's values."""
     import pandas as pd
 
     store = open_store(spec, spec["online_url"])
@@ -213,21 +218,25 @@ def run_online(spec: dict[str, Any]) -> dict[str, Any]:
         return store.get_online({"entity_id": ids}, REFS, now=now_ms).rows
 
     try:
-        reads = latencies(read, spec)
-        floor = None if spec["online_url"] is None else redis_floor(store.online, spec)
+        with contextlib.ExitStack() as stack:
+            calls = {"get_online": read}
+            if spec["online_url"] is not None:
+                calls["floor"] = stack.enter_context(redis_floor(store.online, spec))
+            serve_reads(calls, spec, {"materialize": figures, "written": written[VIEW]})
         served = dump_online(lambda ids: pd.DataFrame(read(ids)), spec)
         write_frame(served, spec["out"], ["entity_id", *FEATURES])
     finally:
         if spec["online_url"] is not None:  # Redis: leave nothing behind
             store.online.delete_view(VIEW)
         store.close()
-    return {"materialize": figures, "written": written[VIEW], "reads": reads, "floor": floor}
+    return {}
 
 
-def redis_floor(online: Any, spec: dict[str, Any]) -> dict[str, Any]:
+@contextlib.contextmanager
+def redis_floor(online: Any, spec: dict[str, Any]) -> Iterator[Callable[[list[int]], Any]]:
     """The 1-entity read with no client library: one HMGET of the stored row (the layout
     `RedisOnlineStore` documents) on a plain socket, its answer parsed by hiredis. The round
-    trip every Redis client pays; timed on the same entities as `latencies`."""
+    trip every Redis client pays."""
     import socket
     from urllib.parse import urlsplit
 
@@ -249,11 +258,7 @@ def redis_floor(online: Any, spec: dict[str, Any]) -> dict[str, Any]:
 
     try:
         call("SELECT", parts.path.strip("/") or "0")
-        return latencies(
-            lambda ids: call("HMGET", f"{online.prefix}:fv:{VIEW}:[{ids[0]}]", "e", "c", "w", "v"),
-            spec,
-            widths=(1,),
-        )["x1"]
+        yield lambda ids: call("HMGET", f"{online.prefix}:fv:{VIEW}:[{ids[0]}]", "e", "c", "w", "v")
     finally:
         sock.close()
 

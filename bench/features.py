@@ -17,9 +17,13 @@ import argparse
 import contextlib
 import json
 import os
+import queue
 import signal
+import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -50,6 +54,7 @@ FEAST_VENV = BENCH / ".venvs" / "feast"
 FEAST_REQUIREMENTS = ("feast[redis]>=0.67",)
 REDIS_HOST, REDIS_PORT, REDIS_DB = "127.0.0.1", 6379, 0
 WORKER_TIMEOUT_S = 1800
+ROUND_S = 0.5  # one side's turn at online reads
 JOIN_TARGET, FLOOR_TARGET, ONLINE_TARGET = 10.0, 1.5, 3.0
 _QUIET_ENV = {"FEAST_USAGE": "False", "DO_NOT_TRACK": "1"}
 
@@ -107,33 +112,91 @@ def drop_redis_prefix(prefix: str) -> None:
         client.close()
 
 
-def run_worker(python: str, worker: str, spec: dict[str, Any]) -> dict[str, Any]:
-    """One measurement in a fresh process group; on a timeout or a failure the whole group is
-    killed, and the answer says why."""
-    process = subprocess.Popen(
-        [python, str(BENCH / worker), json.dumps(spec)],
-        cwd=DATA,
-        env={**worker_env(), **_QUIET_ENV},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        out, err = process.communicate(timeout=WORKER_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        return {"failed": f"timeout after {WORKER_TIMEOUT_S} s"}
-    finally:
+class WorkerFailed(Exception):
+    """A worker died, or did not answer in time; the message says why."""
+
+
+class Worker:
+    """A measurement in a fresh process group, started with its spec, answering in JSON lines
+    on stdout (lines that are not JSON objects are ignored); the parent may ask it for more
+    (`ask`, a JSON line on its stdin). Its stderr goes to a file, shown when it fails; on
+    `close` the whole group is killed."""
+
+    def __init__(self, python: str, script: str, spec: dict[str, Any], name: str) -> None:
+        self.name = name
+        self._err = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed by close()
+        self._process = subprocess.Popen(
+            [python, str(BENCH / script), json.dumps(spec)],
+            cwd=DATA,
+            env={**worker_env(), **_QUIET_ENV},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._err,
+            text=True,
+            start_new_session=True,
+        )
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            if line.startswith("{"):
+                self._lines.put(line)
+        self._lines.put(None)
+
+    def answer(self, timeout_s: float = WORKER_TIMEOUT_S) -> dict[str, Any]:
+        """The worker's next JSON line; WorkerFailed when it exits or times out first."""
+        try:
+            line = self._lines.get(timeout=timeout_s)
+        except queue.Empty:
+            raise WorkerFailed(f"timeout after {timeout_s:g} s") from None
+        if line is None:
+            raise self._failure()
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def _failure(self) -> WorkerFailed:
+        code = self._process.wait()
+        self._err.seek(0)
+        err = self._err.read().strip()
+        print(f"    FAILED ({self.name}): {err[-2000:]}", file=sys.stderr)
+        tail = err.splitlines()[-1:] or [f"exit code {code}"]
+        return WorkerFailed("killed (out of memory?)" if code == -signal.SIGKILL else tail[0][:200])
+
+    def ask(self, request: dict[str, Any]) -> dict[str, Any]:
+        assert self._process.stdin is not None
+        with contextlib.suppress(BrokenPipeError):  # it died: `answer` says why
+            self._process.stdin.write(json.dumps(request) + "\n")
+            self._process.stdin.flush()
+        return self.answer()
+
+    def finish(self) -> None:
+        """Wait for the worker to exit by itself; WorkerFailed unless it exits cleanly."""
+        try:
+            code = self._process.wait(timeout=WORKER_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise WorkerFailed(f"timeout after {WORKER_TIMEOUT_S} s") from None
+        if code != 0:
+            raise self._failure()
+
+    def close(self) -> None:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    lines = [line for line in out.splitlines() if line.startswith("{")]
-    if process.returncode != 0 or not lines:
-        print(f"    FAILED ({worker}): {err.strip()[-2000:]}", file=sys.stderr)
-        tail = err.strip().splitlines()[-1:] or [f"exit code {process.returncode}"]
-        reason = "killed (out of memory?)" if process.returncode == -signal.SIGKILL else tail[0]
-        return {"failed": reason[:200]}
-    result: dict[str, Any] = json.loads(lines[-1])
+            os.killpg(self._process.pid, signal.SIGKILL)
+        self._process.wait()
+        self._err.close()
+
+
+def run_worker(python: str, script: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """One measurement in a worker of its own: its answer, or why it failed."""
+    worker = Worker(python, script, spec, Path(script).stem)
+    try:
+        result = worker.answer()
+        worker.finish()
+    except WorkerFailed as exc:
+        return {"failed": str(exc)}
+    finally:
+        worker.close()
     return result
 
 
@@ -190,28 +253,96 @@ def keep(results: dict[str, Any], key: str, result: dict[str, Any]) -> None:
 
 
 def run_online(tools: list[Tool], spec: dict[str, Any], redis: bool) -> dict[str, Any]:
-    """Materialize and read on SQLite (and Redis), TTL 30 days, each in a fresh process."""
+    """On SQLite (and Redis), TTL 30 days: each tool's worker materializes in turn, then all
+    are timed in turns (`time_reads`), then each dumps what it serves and exits."""
     results: dict[str, Any] = {}
     for store in ("sqlite", "redis") if redis else ("sqlite",):
-        for tool in tools:
-            print(f"  online, {store}: {tool.name}", file=sys.stderr)
-            prefix = f"bench-features-{uuid.uuid4().hex[:12]}"
-            url = None
-            if store == "redis" and tool.name == "modelyard":
-                url = f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}?prefix={prefix}"
-            elif store == "redis":
-                url = f"{REDIS_HOST}:{REDIS_PORT},db={REDIS_DB}"  # a project of its own
-            out = DATA / f"online-{tool.name}-{store}.parquet"
-            out.unlink(missing_ok=True)
-            job = {**spec, "workload": "online", "ttl_s": TTLS["30d"], "online_url": url}
-            job["out"] = str(out)
-            try:
-                results[f"{tool.name}/{store}"] = run_worker(tool.python, tool.worker, job)
-            finally:
+        prefix = f"bench-features-{uuid.uuid4().hex[:12]}"
+        workers: dict[str, Worker] = {}
+        try:
+            for tool in tools:
+                print(f"  online, {store}: {tool.name} materializes", file=sys.stderr)
+                url = None
                 if store == "redis" and tool.name == "modelyard":
-                    drop_redis_prefix(prefix)
-            results[f"{tool.name}/{store}"]["out"] = str(out)
+                    url = f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}?prefix={prefix}"
+                elif store == "redis":
+                    url = f"{REDIS_HOST}:{REDIS_PORT},db={REDIS_DB}"  # a project of its own
+                out = DATA / f"online-{tool.name}-{store}.parquet"
+                out.unlink(missing_ok=True)
+                job = {**spec, "workload": "online", "ttl_s": TTLS["30d"], "online_url": url}
+                job["out"] = str(out)
+                worker = Worker(tool.python, tool.worker, job, tool.name)
+                workers[tool.name] = worker
+                results[f"{tool.name}/{store}"] = {"out": str(out)}
+                turn(workers, results, store, tool.name, None)
+            time_reads(workers, results, store, spec)
+            for name in list(workers):
+                print(f"  online, {store}: {name} dumps its values", file=sys.stderr)
+                if turn(workers, results, store, name, {"stop": True}) is not None:
+                    try:
+                        workers[name].finish()
+                    except WorkerFailed as exc:
+                        results[f"{name}/{store}"] = {"failed": str(exc)}
+        finally:
+            for worker in workers.values():
+                worker.close()
+            if store == "redis":
+                drop_redis_prefix(prefix)
     return results
+
+
+def turn(
+    workers: dict[str, Worker],
+    results: dict[str, Any],
+    store: str,
+    name: str,
+    request: dict[str, Any] | None,
+) -> dict[str, Any] | None:
+    """`workers[name]`'s answer to `request` (None: its first answer), its figures added to
+    its results; when it fails, the failure is its result and it leaves `workers`."""
+    key = f"{name}/{store}"
+    try:
+        answer = workers[name].answer() if request is None else workers[name].ask(request)
+    except WorkerFailed as exc:
+        workers.pop(name).close()
+        results[key] = {"failed": str(exc)}
+        return None
+    results[key].update({k: v for k, v in answer.items() if k != "samples"})
+    return answer
+
+
+def time_reads(
+    workers: dict[str, Worker], results: dict[str, Any], store: str, spec: dict[str, Any]
+) -> None:
+    """p50 and p99 of each tool's reads, 1 entity per call then 100 (and on Redis the floor,
+    1 per call), timed in turns of about ROUND_S until each has read for `read_s`: the turns
+    alternate, in reverse order every other round, so a slow spell of the machine falls on
+    every side alike; each side's calls in all its turns are its samples."""
+    rounds = max(4, round(spec["read_s"] / ROUND_S))
+    for width in (1, 100):
+        turns = [(name, "get_online") for name in workers]
+        if store == "redis" and width == 1 and "modelyard" in workers:
+            turns.append(("modelyard", "floor"))
+        print(f"  online, {store}: {width} per call, {rounds} rounds", file=sys.stderr)
+        samples: dict[tuple[str, str], list[float]] = {t: [] for t in turns}
+        for round_ in range(rounds):
+            for name, call in turns if round_ % 2 == 0 else turns[::-1]:
+                if name not in workers:
+                    continue
+                ask = {"call": call, "width": width, "seconds": spec["read_s"] / rounds}
+                answer = turn(workers, results, store, name, ask)
+                if answer is not None:
+                    samples[name, call] += answer["samples"]
+        for (name, call), times in samples.items():
+            if name not in workers:
+                continue
+            cuts = statistics.quantiles(times, n=100, method="inclusive")
+            figures = {"calls": len(times), "p50_ms": cuts[49] * 1e3, "p99_ms": cuts[98] * 1e3}
+            result = results[f"{name}/{store}"]
+            if call == "floor":
+                result["floor"] = figures
+            else:
+                result.setdefault("reads", {})[f"x{width}"] = figures
 
 
 def check_online(online: dict[str, Any], online_ref: Any) -> None:
@@ -452,9 +583,16 @@ def report_text(results: dict[str, Any], sizes: Sizes) -> str:
     if floor:
         parts.append(
             "redis floor: one HMGET of a stored row on a plain socket, parsed by hiredis (no "
-            f"client library), same entities: p50 {floor['p50_ms']:.2f} / p99 "
-            f"{floor['p99_ms']:.2f} ms"
+            f"client library), same entities, in the same rounds: p50 {floor['p50_ms']:.2f} / "
+            f"p99 {floor['p99_ms']:.2f} ms"
         )
+        feast = results["online"].get("feast/redis", {}).get("reads")
+        if feast:
+            parts.append(
+                "  Feast / floor, 1 entity: the most any client could show here: p50 "
+                f"{x(feast['x1']['p50_ms'] / floor['p50_ms'])}, "
+                f"p99 {x(feast['x1']['p99_ms'] / floor['p99_ms'])}"
+            )
     if results.get("redis_missing"):
         parts.append(f"Redis: not run ({results['redis_missing']})")
     if results.get("feast_missing"):
