@@ -603,6 +603,27 @@ def test_a_redis_url_opens_redis(redis_url: str, tmp_path: Path) -> None:
         store.close()
 
 
+def test_a_prefix_in_a_redis_url_is_the_store_prefix(redis_url: str, redis_prefix: str) -> None:
+    stores = [
+        RedisOnlineStore(redis_url, prefix=redis_prefix),
+        RedisOnlineStore(f"{redis_url}?prefix={redis_prefix}"),
+        RedisOnlineStore(
+            f"{redis_url}?client_name=mine&prefix={redis_prefix}", prefix=redis_prefix
+        ),
+    ]
+    try:
+        stores[0].write(VIEW, [row(1, 1, v=1)])
+        assert [values_of(store, 1) for store in stores] == [[{"v": 1}]] * 3
+        stores.append(RedisOnlineStore(redis_url))
+        assert stores[-1].prefix == "modelyard"
+        with pytest.raises(InvalidInput, match="two prefixes"):
+            RedisOnlineStore(f"{redis_url}?prefix=a", prefix="b")
+    finally:
+        stores[0].delete_view(VIEW)
+        for store in stores:
+            store.close()
+
+
 @pytest.mark.parametrize("url", ["postgresql://db/x", "sqlite://", "memory://", "redis:/x", ""])
 def test_an_unknown_scheme_is_refused_naming_the_supported_ones(url: str, tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match=r"sqlite:///PATH, redis://, rediss://"):

@@ -294,14 +294,9 @@ def open_online_store(url: str | None, home: Path) -> OnlineStore:
         path = url[len("sqlite:///") :] if url is not None else ""
         return SqliteOnlineStore(Path(path) if path else Path(home) / "online.db")
     if url.startswith(("redis://", "rediss://")):
-        from urllib.parse import parse_qsl, urlencode, urlsplit
-
         from modelyard.features._online_redis import RedisOnlineStore
 
-        parts = urlsplit(url)
-        query = dict(parse_qsl(parts.query))
-        prefix = query.pop("prefix", "modelyard")
-        return RedisOnlineStore(parts._replace(query=urlencode(query)).geturl(), prefix=prefix)
+        return RedisOnlineStore(url)
     raise InvalidInput(
         f"online store URL {url!r} is not supported: use one of {', '.join(SCHEMES)}"
     )

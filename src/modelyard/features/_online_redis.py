@@ -16,8 +16,9 @@ import threading
 from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from modelyard.errors import MissingDependency, StoreUnavailable
+from modelyard.errors import InvalidInput, MissingDependency, StoreUnavailable
 from modelyard.features._definitions import check_identifier
 from modelyard.features._online import (
     OnlineRecord,
@@ -67,9 +68,10 @@ return left
 
 
 class RedisOnlineStore:
-    """Online values in the Redis at `url`, under keys that start with `prefix:`."""
+    """Online values in the Redis at `url`, under keys that start with `prefix:` (given as
+    the argument or as `?prefix=NAME` in the URL; `modelyard` when neither says)."""
 
-    def __init__(self, url: str, prefix: str = "modelyard") -> None:
+    def __init__(self, url: str, prefix: str | None = None) -> None:
         try:
             import hiredis  # noqa: F401 - single-key reads parse with it (`_KeptConnection`)
             import redis
@@ -79,7 +81,13 @@ class RedisOnlineStore:
                 f"pip install 'modelyard[redis]' ({exc})"
             ) from None
         self.url = url
-        self.prefix = prefix
+        url, named = _without_prefix(url)
+        if prefix is not None and named is not None and named != prefix:
+            raise InvalidInput(
+                f"the Redis online store was given two prefixes: {named!r} in its URL and "
+                f"{prefix!r}; give one"
+            )
+        self.prefix = prefix or named or "modelyard"
         self._errors = (redis.ConnectionError, redis.TimeoutError)
         self._reachable = _Reachable(self._errors, self._safe_url())
         # named so that CLIENT LIST tells them apart (a client_name in the URL wins)
@@ -315,6 +323,17 @@ def _record(fields: list[bytes | None]) -> OnlineRecord | None:
         return None
     created_ms = int(created) if created else None
     return OnlineRecord(decode_values(values), int(event), created_ms, int(written))
+
+
+def _without_prefix(url: str) -> tuple[str, str | None]:
+    """`url` without its `prefix=` query parameter (one of ours, not redis-py's), and it."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query)
+    named = [value for name, value in query if name == "prefix"]
+    if not named:
+        return url, None
+    rest = urlencode([(name, value) for name, value in query if name != "prefix"])
+    return parts._replace(query=rest).geturl(), named[-1]
 
 
 def _glob_escape(text: str) -> str:
