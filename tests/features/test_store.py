@@ -243,6 +243,8 @@ def test_one_entity_is_served_as_it_is_among_others(
     alone = store.get_online(ENTITY_SHAPES[shape](key), refs, now=at, full_feature_names=full)
     among = store.get_online({"driver_id": [key, 1]}, refs, now=at, full_feature_names=full)
     assert alone.rows == among.rows[:1]
+    framed = pd.DataFrame({"driver_id": [key, 1]})  # numpy values, as rows of a frame
+    assert store.get_online(framed, refs, now=at, full_feature_names=full) == among
     assert alone.status == among.status[:1]
     assert alone.age_s == among.age_s[:1]
 
@@ -286,6 +288,11 @@ def test_bad_online_requests_are_refused(yard: Path) -> None:
     my.features.apply(definitions(yard))
     with pytest.raises(InvalidInput, match="needs the join keys"):
         my.features.get_online({"rider_id": [1]}, ["driver_stats:trips"])
+    for bad in ([1, 2], "driver_id", 7):
+        with pytest.raises(InvalidInput, match="entit"):
+            my.features.get_online(bad, ["driver_stats:trips"])
+    with pytest.raises(InvalidInput, match="a join key must be"):
+        my.features.get_online({"driver_id": 1.5}, ["driver_stats:trips"])
     with pytest.raises(InvalidInput, match="one"):
         my.features.get_online({"driver_id": [1]}, ["driver_stats:trips"], service="churn_v1")
     with pytest.raises(InvalidInput, match="has no feature 'speed'"):

@@ -120,7 +120,7 @@ def get_training_frame(
 
 
 def get_online(
-    entities: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]],
+    entities: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]] | pd.DataFrame,
     features: Sequence[str] | None = None,
     *,
     service: str | None = None,

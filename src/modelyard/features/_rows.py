@@ -46,26 +46,32 @@ KEY_TYPES = (str, int)  # what a join key may be (bool is an int)
 _PLAIN_KEY = frozenset([int, str, bool])
 
 
-def entity_rows(
-    entities: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]],
-) -> list[dict[str, Any]]:
-    """Entity rows from `{"driver_id": [1, 2]}` or `[{"driver_id": 1}, ...]`."""
-    if type(entities) is dict or isinstance(entities, Mapping):
-        columns = [(k, [v] if _one_value(v) else list(v)) for k, v in entities.items()]
+def entity_rows(entities: Any) -> list[dict[str, Any]]:
+    """Entity rows from `{"driver_id": [1, 2]}`, `[{"driver_id": 1}, ...]` or a DataFrame."""
+    import pandas as pd
+
+    if type(entities) is dict or isinstance(entities, Mapping | pd.DataFrame):
+        columns: list[tuple[Any, list[Any]]] = [
+            (k, [v] if _one_value(v) else list(v)) for k, v in entities.items()
+        ]
         lengths = {len(v) for _, v in columns}
         if len(lengths) > 1:
             raise InvalidInput(f"entity columns have different lengths: {sorted(lengths)}")
         count = lengths.pop() if lengths else 0
         return [{k: v[i] for k, v in columns} for i in range(count)]
-    rows = [dict(row) for row in entities]
+    if isinstance(entities, str | bytes) or not isinstance(entities, Iterable):
+        raise InvalidInput(f"entities must be key columns or rows, not {entities!r}")
+    rows = []
+    for row in entities:
+        if not isinstance(row, Mapping):
+            raise InvalidInput(f'an entity row maps join keys to values ({{"id": 42}}): {row!r}')
+        rows.append(dict(row))
     if not rows:
         raise InvalidInput("no entity rows given")
     return rows
 
 
-def single_row(
-    entities: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]],
-) -> dict[str, Any] | None:
+def single_row(entities: Any) -> dict[str, Any] | None:
     """The one entity row of `{"driver_id": 42}`, `{"driver_id": [42]}` or `[{...}]`; None
     for anything else (more rows, other types), which `entity_rows` reads or refuses."""
     if type(entities) is dict:

@@ -238,7 +238,7 @@ class FeatureStore:
 
     def get_online(
         self,
-        entities: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]],
+        entities: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]] | pd.DataFrame,
         features: Iterable[str] | None = None,
         *,
         service: str | None = None,
