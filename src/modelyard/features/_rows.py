@@ -130,6 +130,21 @@ def apply_ttl(
     return record.values, "ok"
 
 
+def serve_record(
+    row: dict[str, Any],
+    pairs: Sequence[tuple[str, str]],
+    record: OnlineRecord | None,
+    ttl_s: float | None,
+    now_ms: int,
+) -> tuple[str, float | None]:
+    """Put one view's features (its (column, feature) `pairs`) of `record` into an entity's
+    output `row`, null when missing or expired (`apply_ttl`); the status and the age in s."""
+    values, state = apply_ttl(record, ttl_s, now_ms)
+    for column, feature in pairs:
+        row[column] = values.get(feature) if values is not None else None
+    return state, (now_ms - record.event_ms) / 1000 if record is not None else None
+
+
 def online_rows(view: FeatureView, frame: pd.DataFrame, *, transform: bool = True) -> list[Any]:
     """Source rows of `view` as online rows: transformed (unless `transform` is False: they
     already are), checked against the features' types, keyed by the join keys."""

@@ -27,10 +27,10 @@ from modelyard.features._definitions import (
 )
 from modelyard.features._registry import Change, Definable, FeatureRegistry, digest, kind_of
 from modelyard.features._rows import (
-    apply_ttl,
     entity_key,
     entity_rows,
     online_rows,
+    serve_record,
     single_row,
     time_ms,
     time_us,
@@ -264,11 +264,9 @@ class FeatureStore:
             for row_out, row_status, row_ages, record in zip(
                 out, status, ages, records, strict=True
             ):
-                values, state = apply_ttl(record, ttl_s, now_ms)
-                row_status[name] = state
-                row_ages[name] = (now_ms - record.event_ms) / 1000 if record is not None else None
-                for column, feature in pairs:
-                    row_out[column] = values.get(feature) if values is not None else None
+                row_status[name], row_ages[name] = serve_record(
+                    row_out, pairs, record, ttl_s, now_ms
+                )
         return OnlineFeatures(out, status, ages)
 
     def _online_row(self, read: OnlineRead, row: dict[str, Any], now_ms: int) -> OnlineFeatures:
@@ -278,10 +276,7 @@ class FeatureStore:
         general path serves for the same row (a property test checks)."""
         name, join_keys, ttl_s, pairs = read
         record = self.online.read_one(name, entity_key(name, join_keys, row))
-        values, state = apply_ttl(record, ttl_s, now_ms)
-        for column, feature in pairs:
-            row[column] = values.get(feature) if values is not None else None
-        age = (now_ms - record.event_ms) / 1000 if record is not None else None
+        state, age = serve_record(row, pairs, record, ttl_s, now_ms)
         return OnlineFeatures([row], [{name: state}], [{name: age}])
 
     def _online_reads(
